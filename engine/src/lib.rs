@@ -24,6 +24,7 @@ pub mod ids;
 pub mod io;
 pub mod model;
 pub mod style;
+pub mod synth;
 pub mod templates;
 
 pub use element::Element;

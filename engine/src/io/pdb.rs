@@ -316,9 +316,106 @@ pub(super) fn resolve_conect(
     Ok(out)
 }
 
+/// Encodes `v` in hybrid-36 of width `w` (plain decimal while it fits), as PDB writers do past
+/// 99,999 atoms. Values beyond the hybrid-36 range are written as `*` × `w`.
+#[must_use]
+pub fn encode_hybrid36(v: i64, w: u32) -> String {
+    let width = w as usize;
+    let p10 = 10i64.pow(w);
+    let p36 = 36i64.pow(w - 1);
+    if v > -(p10 / 10) && v < p10 {
+        return format!("{v:>width$}");
+    }
+    let digits = |mut x: i64, upper: bool| {
+        let table: &[u8; 36] =
+            if upper { b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" } else { b"0123456789abcdefghijklmnopqrstuvwxyz" };
+        let mut s = vec![b'0'; width];
+        for slot in s.iter_mut().rev() {
+            *slot = table[usize::try_from(x % 36).unwrap_or(0)];
+            x /= 36;
+        }
+        String::from_utf8(s).unwrap_or_default()
+    };
+    let upper_span = 26 * p36;
+    if v >= p10 && v < p10 + upper_span {
+        digits(v - p10 + 10 * p36, true)
+    } else if v >= p10 + upper_span && v < p10 + 2 * upper_span {
+        digits(v - p10 - upper_span + 10 * p36, false)
+    } else {
+        "*".repeat(width)
+    }
+}
+
+/// Writes one model as PDB text (ATOM/HETATM with element columns, TER between chain segments,
+/// END). Serials and residue numbers past the columns' decimal range use hybrid-36.
+#[must_use]
+pub fn write(view: crate::model::ModelView<'_>) -> String {
+    use std::fmt::Write as _;
+    let t = view.topology;
+    let mut out = String::with_capacity(t.atom_count() * 81 + 16);
+    let mut serial: i64 = 0;
+    for c in 0..t.chain_count() {
+        let cid = crate::ids::ChainId::from_index(c);
+        let chain = t.chain_name(cid).chars().next().unwrap_or(' ');
+        for r in t.chain_residues(cid) {
+            let rid = crate::ids::ResidueId::from_index(r);
+            let res = t.residue_name(rid);
+            let seq = encode_hybrid36(i64::from(t.residues.seq_num[r]), 4);
+            let icode = char::from(t.residues.ins_code[r]).to_string().replace('\0', " ");
+            for a in t.residue_atoms(rid) {
+                serial += 1;
+                let at = &t.atoms;
+                let name = t.strings.get(at.name[a]);
+                let el = at.element[a];
+                // Names shorter than 4 start in column 14 unless the element has two letters.
+                let name = if name.len() < 4 && el.symbol().len() == 1 { format!(" {name:<3}") } else { format!("{name:<4}") };
+                let p = view.positions[a];
+                let alt = if at.alt_loc[a] == 0 { ' ' } else { char::from(at.alt_loc[a]) };
+                let charge = match at.formal_charge[a] {
+                    0 => String::new(),
+                    q if q > 0 => format!("{q}+"),
+                    q => format!("{}-", -q),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<6}{:>5} {}{}{:>3} {}{:>4}{}   {:>8.3}{:>8.3}{:>8.3}{:>6.2}{:>6.2}          {:>2}{:<2}",
+                    if at.het[a] { "HETATM" } else { "ATOM" },
+                    encode_hybrid36(serial, 5),
+                    name,
+                    alt,
+                    res,
+                    chain,
+                    seq,
+                    icode,
+                    p.x,
+                    p.y,
+                    p.z,
+                    at.occupancy[a],
+                    at.b_factor[a],
+                    el.symbol().to_ascii_uppercase(),
+                    charge
+                );
+            }
+        }
+        out.push_str("TER\n");
+    }
+    out.push_str("END\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hybrid36_round_trips() {
+        for v in [0, 1, 9_999, 10_000, 99_999, 100_000, 123_456, 2_436_111, 2_436_112, 40_000_000] {
+            assert_eq!(hybrid36(&encode_hybrid36(v, 5), 5), Some(v), "{v}");
+        }
+        for v in [-999, 9_999, 10_000, 456_975] {
+            assert_eq!(hybrid36(&encode_hybrid36(v, 4), 4), Some(v), "{v}");
+        }
+    }
 
     #[test]
     fn hybrid36_decodes_plain_and_extended_numbers() {

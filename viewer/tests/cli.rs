@@ -1,0 +1,67 @@
+//! The `molstream` binary as users run it.
+
+use std::process::Command;
+
+fn molstream(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_molstream")).args(args).output().expect("run molstream")
+}
+
+fn asset(name: &str) -> String {
+    format!("{}/../assets/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn inspect_json_prints_exactly_one_object_with_the_counts() {
+    let out = molstream(&["inspect", &asset("4E43.pdb"), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim().lines().count(), 1, "one line of JSON: {text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["models"], 1);
+    assert_eq!(v["chains"], 3);
+    assert_eq!(v["residues"], 408);
+    assert_eq!(v["atom_sites"], 1877);
+    assert!(v["bonds"].as_u64().unwrap() > 1600);
+    assert!(v["load_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["warnings"].is_array());
+}
+
+#[test]
+fn inspect_reads_gzip_mmcif_and_multi_model_files() {
+    let out = molstream(&["inspect", &asset("3KPR.cif.gz"), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["chains"].as_u64(), v["atom_sites"].as_u64()), (Some(10), Some(13434)));
+    let out = molstream(&["inspect", &asset("nmr_neopetrosiamide.pdb"), "--json", "--no-validate"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["models"], 24);
+}
+
+#[test]
+fn bad_files_fail_with_one_line_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("molstream-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.pdb");
+    std::fs::write(&garbage, [0u8, 159, 146, 150, 1, 2, 3]).unwrap();
+    let missing = dir.join("missing.pdb");
+    for (path, cause) in [
+        (garbage.to_str().unwrap(), "binary"),
+        (missing.to_str().unwrap(), "cannot read"),
+        (dir.to_str().unwrap(), "directory"),
+    ] {
+        let out = molstream(&["inspect", path, "--json"]);
+        assert!(!out.status.success(), "{path} should fail");
+        assert!(out.stdout.is_empty(), "nothing on stdout for {path}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(path) && err.contains(cause), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_arguments_it_inspects_the_bundled_structure() {
+    let out = molstream(&[]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("assets/1hvr.pdb") && text.contains("1890"), "{text}");
+}
