@@ -99,10 +99,23 @@ impl BondKind {
 /// bonded.
 #[must_use]
 pub fn infer_bonds(elements: &[Element], alt_locs: &[u8], isolated: &[bool], positions: &[Vec3]) -> Vec<(AtomId, AtomId)> {
+    infer_bonds_counted(elements, alt_locs, isolated, positions).0
+}
+
+/// [`infer_bonds`], also returning how many atom pairs were compared: the measure of its cost
+/// that tests use to check it stays linear (no timing needed).
+#[must_use]
+pub fn infer_bonds_counted(
+    elements: &[Element],
+    alt_locs: &[u8],
+    isolated: &[bool],
+    positions: &[Vec3],
+) -> (Vec<(AtomId, AtomId)>, u64) {
     let n = positions.len().min(elements.len()).min(alt_locs.len()).min(isolated.len());
     if n < 2 {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
+    let mut compared = 0u64;
     let radii: Vec<f32> = elements[..n].iter().map(|e| e.covalent_radius()).collect();
     let max_r = radii.iter().copied().fold(0.0f32, f32::max);
     let cutoff = 2.0 * max_r + BOND_TOLERANCE;
@@ -115,7 +128,7 @@ pub fn infer_bonds(elements: &[Element], alt_locs: &[u8], isolated: &[bool], pos
         }
     }
     if !lo.is_finite() {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     // Cells at least `cutoff` wide, and no more cells than ~2 per atom so that sparse or
     // far-flung structures cannot blow up memory.
@@ -184,7 +197,9 @@ pub fn infer_bonds(elements: &[Element], alt_locs: &[u8], isolated: &[bool], pos
             for y in cy.saturating_sub(1)..=(cy + 1).min(dims[1] - 1) {
                 for x in cx.saturating_sub(1)..=(cx + 1).min(dims[0] - 1) {
                     let f = flat([x, y, z]);
-                    for &j in &sorted[start[f] as usize..start[f + 1] as usize] {
+                    let cell_atoms = &sorted[start[f] as usize..start[f + 1] as usize];
+                    compared += cell_atoms.len() as u64;
+                    for &j in cell_atoms {
                         let j = j as usize;
                         if j <= i {
                             continue;
@@ -230,7 +245,7 @@ pub fn infer_bonds(elements: &[Element], alt_locs: &[u8], isolated: &[bool], pos
         }
     }
     pairs.sort_unstable();
-    pairs
+    (pairs, compared)
 }
 
 #[cfg(test)]
@@ -320,6 +335,27 @@ mod tests {
             count[b.index()] += 1;
         }
         assert!((0..n).filter(|&i| e[i].is_hydrogen()).all(|i| count[i] <= 1));
+    }
+
+    #[test]
+    fn inference_work_grows_linearly_with_atoms() {
+        use crate::io::{LoadOptions, load_file};
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/1hvr.pdb");
+        let l = load_file(path, &LoadOptions { validate_with_pdbtbx: false, ..LoadOptions::default() }).unwrap();
+        let m = l.complex.current();
+        let per_atom = |copies: u32| {
+            let (t, p) = crate::synth::tile(m.topology, m.positions, [copies; 3], 3.0);
+            let mask = ion_mask(&t);
+            let (bonds, compared) = infer_bonds_counted(&t.atoms.element, &t.atoms.alt_loc, &mask, &p);
+            #[allow(clippy::cast_precision_loss)]
+            (compared as f64 / t.atom_count() as f64, bonds.len() / t.atom_count().max(1))
+        };
+        let (small, _) = per_atom(1);
+        // 27 × 1890 = 51,030 atoms: the 50k-atom case must not be quadratic.
+        let (large, _) = per_atom(3);
+        assert!(small > 1.0 && large > 1.0);
+        assert!(large < small * 1.3, "pairs compared per atom grew from {small:.1} to {large:.1}");
+        assert!(large < 200.0, "{large:.1} pairs per atom");
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! assert_eq!(buffers.atoms.len(), 1890);
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod bonds;
 pub mod builder;
 pub mod element;

@@ -1,6 +1,8 @@
 //! The engine stays pure: its normal dependency tree holds none of tokio, quinn, wgpu, winit
 //! or egui (ARCHITECTURE.md: engine ← net ← viewer).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::process::Command;
 
 const FORBIDDEN: &[&str] = &["tokio", "quinn", "wgpu", "winit", "egui", "egui-wgpu", "egui-winit", "molstream-net", "molstream-viewer"];

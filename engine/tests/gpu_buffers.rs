@@ -1,5 +1,7 @@
 //! Building GPU instance buffers from a loaded structure.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 mod common;
 
 use molstream_engine::gpu::{self, AtomInstance, BondInstance, InstanceBase, StructureBuffers};

@@ -6,6 +6,8 @@
 //! hydrogen, no bonds between different alternate locations); molstream also adds CONECT
 //! bonds and treats ions differently, so its count must land within 3 % of it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 mod common;
 
 use molstream_engine::io::{LoadOptions, load_file};
@@ -157,4 +159,26 @@ fn conect_bonds_are_kept() {
     let t = loaded.complex.current().topology;
     assert!(t.bonds.len() >= 34, "CONECT bonds alone: {}", t.bonds.len());
     assert!(t.bonds.a.iter().all(|a| t.atoms.het[a.index()]) || !t.bonds.is_empty());
+}
+
+#[test]
+fn pdb_writer_round_trips_through_the_reader() {
+    use molstream_engine::io::{Format, load_bytes, pdb};
+    for file in ["4E43.pdb", "5PTI.cif"] {
+        let a = load_file(common::assets().join(file), &LoadOptions::default()).unwrap();
+        let text = pdb::write(a.complex.current());
+        let opts = LoadOptions { validate_with_pdbtbx: false, ..LoadOptions::default() };
+        let b = load_bytes(text.as_bytes(), "roundtrip.pdb", Some(Format::Pdb), &opts).unwrap();
+        let (ta, tb) = (a.complex.current().topology, b.complex.current().topology);
+        assert_eq!(a.complex.counts(), b.complex.counts(), "{file}");
+        assert_eq!(ta.atoms.alt_loc, tb.atoms.alt_loc, "{file}");
+        assert_eq!(ta.atoms.element, tb.atoms.element, "{file}");
+        assert_eq!(ta.atoms.het, tb.atoms.het, "{file}");
+        for i in 0..ta.atom_count() {
+            let id = molstream_engine::AtomId::from_index(i);
+            assert_eq!(ta.atom_name(id), tb.atom_name(id), "{file} atom {i}");
+            let d = a.complex.current().positions[i].distance(b.complex.current().positions[i]);
+            assert!(d < 0.001, "{file} atom {i} moved {d} Å");
+        }
+    }
 }

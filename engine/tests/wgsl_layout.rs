@@ -2,6 +2,8 @@
 //! byte: naga parses and validates the shader (no GPU needed) and its layouter gives each
 //! struct's size, alignment and member offsets.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::mem::{align_of, offset_of, size_of};
 
 use molstream_engine::gpu::{AtomInstance, BondInstance};

@@ -4,6 +4,8 @@
 //! relay, plugin SDK and session client carries ([`framing`]). It is plain code, fed bytes and
 //! polled for messages, so it is tested deterministically and driven by thin async tasks.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod framing;
 
 /// ALPN protocol id spoken on molstream QUIC connections.

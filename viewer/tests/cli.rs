@@ -1,5 +1,7 @@
 //! The `molstream` binary as users run it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 use std::process::Command;
 
 fn molstream(args: &[&str]) -> std::process::Output {

@@ -54,7 +54,7 @@ pub fn normalize_pdb(text: &str) -> String {
         match line.get(..6).unwrap_or(line) {
             "REMARK"
                 if line.len() > 6
-                    && !line.get(7..10).is_some_and(|n| n.trim().parse::<usize>().is_ok()) => {}
+                    && line.get(7..10).is_none_or(|n| n.trim().parse::<usize>().is_err()) => {}
             "ATOM  " | "HETATM" => {
                 let mut l = format!("{line:<80}");
                 if l[54..60].trim().is_empty() {
