@@ -95,8 +95,8 @@ impl BondKind {
 ///
 /// Runs in O(n) for structures of roughly uniform density: atoms are counting-sorted into cells
 /// at least one maximal bond length wide and each atom is compared with the atoms of its own and
-/// the 26 neighbouring cells. Non-finite positions and atoms flagged in `isolated` are never
-/// bonded.
+/// the 26 neighbouring cells. Non-finite or absurd (beyond ±1e6 Å) positions and atoms flagged
+/// in `isolated` are never bonded.
 #[must_use]
 pub fn infer_bonds(elements: &[Element], alt_locs: &[u8], isolated: &[bool], positions: &[Vec3]) -> Vec<(AtomId, AtomId)> {
     infer_bonds_counted(elements, alt_locs, isolated, positions).0
@@ -116,16 +116,20 @@ pub fn infer_bonds_counted(
         return (Vec::new(), 0);
     }
     let mut compared = 0u64;
+    // Atoms that can bond: not isolated, and at a sane place. Coordinates beyond ±1e6 Å are
+    // garbage (a corrupt file), never bonded, and kept out of the grid so it stays bounded.
+    let bondable: Vec<bool> =
+        (0..n).map(|i| !isolated[i] && positions[i].is_finite() && positions[i].abs().max_element() < 1e6).collect();
     let radii: Vec<f32> = elements[..n].iter().map(|e| e.covalent_radius()).collect();
-    let max_r = radii.iter().copied().fold(0.0f32, f32::max);
+    // Cells sized by the largest radius among atoms that can bond (TIP4P sites and ions, which
+    // never bond, would otherwise widen every cell).
+    let max_r = (0..n).filter(|&i| bondable[i]).map(|i| radii[i]).fold(0.0f32, f32::max);
     let cutoff = 2.0 * max_r + BOND_TOLERANCE;
 
     let (mut lo, mut hi) = (Vec3::splat(f32::INFINITY), Vec3::splat(f32::NEG_INFINITY));
-    for p in &positions[..n] {
-        if p.is_finite() {
-            lo = lo.min(*p);
-            hi = hi.max(*p);
-        }
+    for (p, _) in positions[..n].iter().zip(&bondable).filter(|(_, b)| **b) {
+        lo = lo.min(*p);
+        hi = hi.max(*p);
     }
     if !lo.is_finite() {
         return (Vec::new(), 0);
@@ -163,7 +167,7 @@ pub fn infer_bonds_counted(
     let mut start = vec![0u32; n_cells + 1];
     let mut atom_cell = vec![u32::MAX; n];
     for (i, p) in positions[..n].iter().enumerate() {
-        if p.is_finite() && !isolated[i] {
+        if bondable[i] {
             let f = flat(cell_of(*p));
             atom_cell[i] = u32::try_from(f).unwrap_or(u32::MAX);
             start[f + 1] += 1;
@@ -356,6 +360,15 @@ mod tests {
         assert!(small > 1.0 && large > 1.0);
         assert!(large < small * 1.3, "pairs compared per atom grew from {small:.1} to {large:.1}");
         assert!(large < 200.0, "{large:.1} pairs per atom");
+    }
+
+    #[test]
+    fn extreme_coordinates_terminate_and_are_not_bonded() {
+        // A corrupt file can hold 1e38: the grid must stay bounded and the call must return.
+        let e = els(&["C", "C", "C", "C"]);
+        let p = [Vec3::ZERO, Vec3::new(1.5, 0.0, 0.0), Vec3::splat(3e38), Vec3::splat(-3e38)];
+        let b = infer_bonds(&e, &[0; 4], &[false; 4], &p);
+        assert_eq!(b, vec![(AtomId(0), AtomId(1))]);
     }
 
     #[test]

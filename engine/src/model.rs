@@ -8,6 +8,7 @@
 //! NMR ensemble share one [`Topology`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
 use glam::{Quat, Vec3};
@@ -132,28 +133,76 @@ impl BondKind {
 /// Interned strings of one topology: atom names, residue names and chain names repeat a lot,
 /// so each is stored once and referenced by [`StrId`] (this is also the dictionary the stream
 /// codec sends).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct StringPool {
     strings: Vec<Box<str>>,
-    index: HashMap<Box<str>, StrId>,
+    /// Strings of up to 7 bytes (almost every atom, residue and chain name), keyed by their
+    /// bytes and length packed in a `u64`: no string compare, a cheap hash.
+    short: HashMap<u64, StrId, BuildHasherDefault<MulHasher>>,
+    long: HashMap<Box<str>, StrId>,
+}
+
+impl PartialEq for StringPool {
+    fn eq(&self, other: &Self) -> bool {
+        self.strings == other.strings
+    }
+}
+
+impl Eq for StringPool {}
+
+/// Packs a string of up to 7 bytes with its length into a `u64`.
+fn pack_short(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() > 7 {
+        return None;
+    }
+    let mut k = [0u8; 8];
+    k[..b.len()].copy_from_slice(b);
+    k[7] = u8::try_from(b.len()).unwrap_or(0);
+    Some(u64::from_le_bytes(k))
+}
+
+/// A multiplicative hasher for `u64` keys (the interning fast path).
+#[derive(Default, Clone, Copy, Debug)]
+pub struct MulHasher(u64);
+
+impl Hasher for MulHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl StringPool {
     /// Returns the id of `s`, adding it on first use.
     pub fn intern(&mut self, s: &str) -> StrId {
-        if let Some(&id) = self.index.get(s) {
-            return id;
+        let next = StrId::from_index(self.strings.len());
+        let id = match pack_short(s) {
+            Some(k) => *self.short.entry(k).or_insert(next),
+            None => *self.long.entry(s.into()).or_insert(next),
+        };
+        if id == next {
+            self.strings.push(s.into());
         }
-        let id = StrId::from_index(self.strings.len());
-        self.strings.push(s.into());
-        self.index.insert(s.into(), id);
         id
     }
 
     /// The id of `s` if it was interned.
     #[must_use]
     pub fn find(&self, s: &str) -> Option<StrId> {
-        self.index.get(s).copied()
+        match pack_short(s) {
+            Some(k) => self.short.get(&k).copied(),
+            None => self.long.get(s).copied(),
+        }
     }
 
     /// The string behind `id`; the empty string for an id this pool never issued.

@@ -12,16 +12,15 @@ use crate::element::Element;
 use crate::model::{BondKind, SecondaryStructure};
 
 /// Column 1-based inclusive range `[a, b]` of `line` as a trimmed `&str` ("" past the end).
-fn col(line: &[u8], a: usize, b: usize) -> &str {
+fn col(line: &str, a: usize, b: usize) -> &str {
     field(line, a, b).trim()
 }
 
-/// Column range without trimming.
-fn field(line: &[u8], a: usize, b: usize) -> &str {
+/// Column range without trimming ("" where the range cuts a multi-byte character).
+fn field(line: &str, a: usize, b: usize) -> &str {
     let start = (a - 1).min(line.len());
     let end = b.min(line.len());
-    // The reader checked the whole input is UTF-8; columns may still cut a multi-byte char.
-    std::str::from_utf8(&line[start..end]).unwrap_or("")
+    line.get(start..end).unwrap_or("")
 }
 
 /// Decodes a hybrid-36 number of width `w` (plain decimal included). `None` for `*****` and
@@ -55,12 +54,12 @@ pub fn hybrid36(s: &str, w: u32) -> Option<i64> {
     Some(if upper { v - 10 * p36 + p10 } else { v + 16 * p36 + p10 })
 }
 
-fn parse_f32(line: &[u8], a: usize, b: usize) -> Option<f32> {
+fn parse_f32(line: &str, a: usize, b: usize) -> Option<f32> {
     col(line, a, b).parse::<f32>().ok().filter(|v| v.is_finite())
 }
 
-fn single_char(line: &[u8], c: usize) -> u8 {
-    match line.get(c - 1) {
+fn single_char(line: &str, c: usize) -> u8 {
+    match line.as_bytes().get(c - 1) {
         Some(&ch) if ch != b' ' && ch.is_ascii_graphic() => ch,
         _ => 0,
     }
@@ -93,13 +92,15 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
     let mut guessed_elements = 0usize;
     let mut bad_serials = 0usize;
     let mut total_atoms = 0usize;
+    // Guessing an element from a name is costly and names repeat: cache per (name, residue).
+    let mut guesses: std::collections::HashMap<(&str, &str), Element> = std::collections::HashMap::new();
     let mut last_serial: i64 = 0;
     let mut saw_end = false;
     let err = |line: usize, message: String| LoadError::Syntax { file: name.to_owned(), line, message };
 
     for (i, raw) in text.split('\n').enumerate() {
         let ln = i + 1;
-        let line = raw.strip_suffix('\r').unwrap_or(raw).as_bytes();
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
         let rec = field(line, 1, 6).trim_end();
         match rec {
             "ATOM" | "HETATM" => {
@@ -130,7 +131,9 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
                     Some(e) => e,
                     None => {
                         guessed_elements += 1;
-                        Element::guess_from_atom_name(raw_name, res_name)
+                        *guesses
+                            .entry((raw_name, res_name))
+                            .or_insert_with(|| Element::guess_from_atom_name(raw_name, res_name))
                     }
                 };
                 total_atoms += 1;
@@ -140,8 +143,11 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
                         message: format!("more than {max_atoms} atoms"),
                     });
                 }
+                // An ATOM line is 81 bytes: the first model reserves for a file of only atoms,
+                // later ones for as many atoms as the first.
+                let capacity = models.first().map_or(text.len() / 81, |m| m.builder.atom_count());
                 let state = current.get_or_insert_with(|| ModelState {
-                    builder: TopologyBuilder::new(),
+                    builder: TopologyBuilder::with_capacity(capacity),
                     number: i32::try_from(models.len() + 1).unwrap_or(i32::MAX),
                     opened_at: ln,
                 });
@@ -175,7 +181,8 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
                 let number = col(line, 11, 14).parse::<i32>().unwrap_or_else(|_| {
                     i32::try_from(models.len() + 1).unwrap_or(i32::MAX)
                 });
-                current = Some(ModelState { builder: TopologyBuilder::new(), number, opened_at: ln });
+                let capacity = models.first().map_or(text.len() / 81, |m| m.builder.atom_count());
+                current = Some(ModelState { builder: TopologyBuilder::with_capacity(capacity), number, opened_at: ln });
                 in_model_record = true;
             }
             "ENDMDL" => {
