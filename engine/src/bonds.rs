@@ -191,41 +191,83 @@ pub fn infer_bonds_counted(
     let mut best_h: Vec<(u32, f32)> = vec![(u32::MAX, f32::INFINITY); n];
     let mut pairs = Vec::with_capacity(n + n / 4);
 
-    for i in 0..n {
-        if atom_cell[i] == u32::MAX {
-            continue;
+    // The per-atom data in cell order, so the inner loop reads contiguous memory.
+    let idx = |k: u32| k as usize;
+    let sp: Vec<Vec3> = sorted.iter().map(|&i| positions[idx(i)]).collect();
+    let sr: Vec<f32> = sorted.iter().map(|&i| radii[idx(i)]).collect();
+    let sa: Vec<u8> = sorted.iter().map(|&i| alt_locs[idx(i)]).collect();
+    let sh: Vec<bool> = sorted.iter().map(|&i| is_h[idx(i)]).collect();
+    let min2 = MIN_BOND_DISTANCE * MIN_BOND_DISTANCE;
+    // Compares two atoms given by their places in cell order.
+    let mut visit = |a: usize, b: usize| {
+        let (xa, xb) = (sa[a], sa[b]);
+        if xa != 0 && xb != 0 && xa != xb {
+            return;
         }
-        let pi = positions[i];
-        let [cx, cy, cz] = cell_of(pi);
-        for z in cz.saturating_sub(1)..=(cz + 1).min(dims[2] - 1) {
-            for y in cy.saturating_sub(1)..=(cy + 1).min(dims[1] - 1) {
-                for x in cx.saturating_sub(1)..=(cx + 1).min(dims[0] - 1) {
-                    let f = flat([x, y, z]);
-                    let cell_atoms = &sorted[start[f] as usize..start[f + 1] as usize];
-                    compared += cell_atoms.len() as u64;
-                    for &j in cell_atoms {
-                        let j = j as usize;
-                        if j <= i {
-                            continue;
-                        }
-                        let (ai, aj) = (alt_locs[i], alt_locs[j]);
-                        if ai != 0 && aj != 0 && ai != aj {
-                            continue;
-                        }
-                        let limit = radii[i] + radii[j] + BOND_TOLERANCE;
-                        let d2 = pi.distance_squared(positions[j]);
-                        if d2 >= limit * limit || d2 <= MIN_BOND_DISTANCE * MIN_BOND_DISTANCE {
-                            continue;
-                        }
-                        if is_h[i] || is_h[j] {
-                            let score = d2.sqrt() - (radii[i] + radii[j]);
-                            for (h, other) in [(i, j), (j, i)] {
-                                if is_h[h] && score < best_h[h].1 {
-                                    best_h[h] = (u32::try_from(other).unwrap_or(u32::MAX), score);
-                                }
-                            }
-                        } else {
-                            pairs.push((AtomId::from_index(i), AtomId::from_index(j)));
+        let limit = sr[a] + sr[b] + BOND_TOLERANCE;
+        let d2 = sp[a].distance_squared(sp[b]);
+        if d2 >= limit * limit || d2 <= min2 {
+            return;
+        }
+        let (i, j) = (idx(sorted[a]), idx(sorted[b]));
+        if sh[a] || sh[b] {
+            let score = d2.sqrt() - (sr[a] + sr[b]);
+            for (h, other) in [(i, j), (j, i)] {
+                if is_h[h] && score < best_h[h].1 {
+                    best_h[h] = (u32::try_from(other).unwrap_or(u32::MAX), score);
+                }
+            }
+        } else {
+            let (lo, hi) = if i < j { (i, j) } else { (j, i) };
+            pairs.push((AtomId::from_index(lo), AtomId::from_index(hi)));
+        }
+    };
+    // Each cell meets itself and the 13 neighbours "after" it, so every pair of cells (and of
+    // atoms) is visited exactly once.
+    const HALF: [[isize; 3]; 13] = [
+        [1, 0, 0],
+        [-1, 1, 0],
+        [0, 1, 0],
+        [1, 1, 0],
+        [-1, -1, 1],
+        [0, -1, 1],
+        [1, -1, 1],
+        [-1, 0, 1],
+        [0, 0, 1],
+        [1, 0, 1],
+        [-1, 1, 1],
+        [0, 1, 1],
+        [1, 1, 1],
+    ];
+    for cz in 0..dims[2] {
+        for cy in 0..dims[1] {
+            for cx in 0..dims[0] {
+                let f = flat([cx, cy, cz]);
+                let (s0, s1) = (start[f] as usize, start[f + 1] as usize);
+                if s0 == s1 {
+                    continue;
+                }
+                for a in s0..s1 {
+                    for b in a + 1..s1 {
+                        visit(a, b);
+                    }
+                }
+                compared += ((s1 - s0) * (s1 - s0 - 1) / 2) as u64;
+                for d in HALF {
+                    let (Some(nx), Some(ny), Some(nz)) =
+                        (cx.checked_add_signed(d[0]), cy.checked_add_signed(d[1]), cz.checked_add_signed(d[2]))
+                    else {
+                        continue;
+                    };
+                    if nx >= dims[0] || ny >= dims[1] || nz >= dims[2] {
+                        continue;
+                    }
+                    let g = flat([nx, ny, nz]);
+                    let (t0, t1) = (start[g] as usize, start[g + 1] as usize);
+                    compared += ((s1 - s0) * (t1 - t0)) as u64;
+                    for a in s0..s1 {
+                        for b in t0..t1 {
+                            visit(a, b);
                         }
                     }
                 }
