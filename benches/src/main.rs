@@ -31,6 +31,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use molstream_engine::gpu::StructureBuffers;
 use molstream_engine::io::{self, Format, LoadOptions, LoadTimings, Loaded};
+
+mod codec;
 use molstream_engine::{DisplayState, ModelView, Style, synth};
 use serde_json::json;
 
@@ -55,6 +57,9 @@ struct Cli {
 enum Command {
     /// Loads a structure N times and reports the median time of each loading step.
     Load(LoadArgs),
+    /// Stream codec: sizes and delta-decode speed on a trajectory, next to memcpy and (for XTC
+    /// input) molly's XTC decoder, all measured in the same run.
+    Codec(codec::CodecArgs),
 }
 
 /// Arguments of `load`.
@@ -136,6 +141,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Load(args) => run_load(&args),
+        Command::Codec(args) => codec::run(&args),
     }
 }
 

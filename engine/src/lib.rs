@@ -19,6 +19,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod bonds;
+pub mod codec;
 pub mod builder;
 pub mod element;
 pub mod gpu;
@@ -28,6 +29,7 @@ pub mod model;
 pub mod style;
 pub mod synth;
 pub mod templates;
+pub mod traj;
 
 pub use element::Element;
 pub use ids::{AtomId, BondId, ChainId, ComplexId, ResidueId, StrId};

@@ -102,12 +102,12 @@ impl<'a> Lexer<'a> {
         let word = &self.text[start..i];
         let tok = if c == b'_' {
             Tok::Tag(word)
-        } else if word.len() >= 5 && word[..5].eq_ignore_ascii_case("data_") {
+        } else if word.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data_")) {
             Tok::Data
         } else if word.eq_ignore_ascii_case("loop_") {
             Tok::Loop
-        } else if word.len() >= 5
-            && (word[..5].eq_ignore_ascii_case("save_") || word.eq_ignore_ascii_case("stop_"))
+        } else if word.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("save_"))
+            || word.eq_ignore_ascii_case("stop_")
             || word.eq_ignore_ascii_case("global_")
         {
             return Err((line, format!("unsupported CIF construct {word:?}")));
