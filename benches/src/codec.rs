@@ -56,7 +56,10 @@ fn repo() -> PathBuf {
 }
 
 /// Frames in Å, the topology complex, and the XTC bytes when the input is XTC.
-fn frames(args: &CodecArgs) -> Result<(Vec<Vec<Vec3>>, Complex, Option<Vec<u8>>)> {
+type Trajectory = (Vec<Vec<Vec3>>, Complex, Option<Vec<u8>>);
+
+/// Reads the trajectory named by `args`.
+fn frames(args: &CodecArgs) -> Result<Trajectory> {
     let input = args.input.as_str();
     if input == "thermal" {
         let complex = load(&repo().join("assets/1hvr.pdb"))?;

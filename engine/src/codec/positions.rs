@@ -73,7 +73,8 @@ impl Quantized {
         for p in positions {
             for (col, v) in [(&mut q.x, p.x), (&mut q.y, p.y), (&mut q.z, p.z)] {
                 let s = (v * inv).round();
-                if !(s.abs() < limit) {
+                // NaN fails this comparison too.
+                if s.is_nan() || s.abs() >= limit {
                     return Err(CodecError::OutOfRange(v));
                 }
                 #[allow(clippy::cast_possible_truncation)]
@@ -158,6 +159,10 @@ pub fn validate_delta(payload: &[u8], n: usize) -> Result<(), CodecError> {
 pub trait PositionSink {
     /// Number of atoms the sink holds.
     fn len(&self) -> usize;
+    /// Whether the sink holds no atom.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Stores the position of atom `i`.
     fn set(&mut self, i: usize, p: [f32; 3]);
 }
@@ -233,9 +238,9 @@ pub fn apply_delta<S: PositionSink + ?Sized>(
                 last_t[a] = unzigzag(raw[a][m - 1]);
             }
         }
-        for k in 0..m {
+        for (k, ((&x, &y), &z)) in cols[0].iter().zip(&cols[1]).zip(&cols[2]).take(m).enumerate() {
             #[allow(clippy::cast_precision_loss)]
-            out.set(start + k, [cols[0][k] as f32 * s, cols[1][k] as f32 * s, cols[2][k] as f32 * s]);
+            out.set(start + k, [x as f32 * s, y as f32 * s, z as f32 * s]);
         }
         start += m;
     }
