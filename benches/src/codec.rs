@@ -63,23 +63,7 @@ fn frames(args: &CodecArgs) -> Result<Trajectory> {
     let input = args.input.as_str();
     if input == "thermal" {
         let complex = load(&repo().join("assets/1hvr.pdb"))?;
-        let mut s = 0x9e37_79b9_u32;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            #[allow(clippy::cast_precision_loss)]
-            let u = (s as f32 / u32::MAX as f32) * 2.0 - 1.0;
-            u
-        };
-        let mut cur = complex.current().positions.to_vec();
-        let mut out = vec![cur.clone()];
-        for _ in 1..200 {
-            for p in &mut cur {
-                *p += Vec3::new(next(), next(), next()) * 0.05;
-            }
-            out.push(cur.clone());
-        }
+        let out = synth::random_walk(complex.current().positions, 200, 0.05, 0x9e37_79b9);
         return Ok((out, complex, None));
     }
     let path = PathBuf::from(input);

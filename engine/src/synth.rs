@@ -65,6 +65,32 @@ pub fn tile(topology: &Topology, positions: &[Vec3], copies: [u32; 3], gap: f32)
     (t, out)
 }
 
+/// A per-step stream for the interactive case: `steps` frames starting at `start`, each atom
+/// taking a random step uniform in `[-a, a]` per axis, so the 3D RMS step is `a` Å (use 0.05
+/// for thermal motion). Deterministic for a given `seed` (xorshift32; 0 is replaced).
+#[must_use]
+pub fn random_walk(start: &[Vec3], steps: usize, a: f32, seed: u32) -> Vec<Vec<Vec3>> {
+    let mut s = if seed == 0 { 0x9e37_79b9 } else { seed };
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        #[allow(clippy::cast_precision_loss)]
+        let u = (s as f32 / u32::MAX as f32) * 2.0 - 1.0;
+        u
+    };
+    let mut cur = start.to_vec();
+    let mut out = Vec::with_capacity(steps);
+    out.push(cur.clone());
+    for _ in 1..steps {
+        for p in &mut cur {
+            *p += Vec3::new(next(), next(), next()) * a;
+        }
+        out.push(cur.clone());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

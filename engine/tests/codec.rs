@@ -25,27 +25,9 @@ fn xtc_frames(path: &std::path::Path) -> Vec<Vec<Vec3>> {
     frames.iter().map(|f| f.coords().map(|p| Vec3::from_array(p) * 10.0).collect()).collect()
 }
 
-/// A per-step stream: random thermal motion of about 0.05 Å RMS per step (per atom, 3D).
+/// A per-step stream: random thermal motion of 0.05 Å RMS per step (per atom, 3D).
 fn thermal(start: &[Vec3], steps: usize) -> Vec<Vec<Vec3>> {
-    let mut s = 0x9e37_79b9_u32;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        #[allow(clippy::cast_precision_loss)]
-        let u = (s as f32 / u32::MAX as f32) * 2.0 - 1.0;
-        u
-    };
-    // Uniform in [-a, a] has RMS a/√3 per axis; 3 axes: RMS = a. a = 0.05 Å.
-    let mut cur = start.to_vec();
-    let mut out = vec![cur.clone()];
-    for _ in 1..steps {
-        for p in &mut cur {
-            *p += Vec3::new(next(), next(), next()) * 0.05;
-        }
-        out.push(cur.clone());
-    }
-    out
+    molstream_engine::synth::random_walk(start, steps, 0.05, 0x9e37_79b9)
 }
 
 /// Streams `frames` (the first as a keyframe of `complex`), checks every decoded frame, and

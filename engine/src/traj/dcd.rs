@@ -273,17 +273,7 @@ impl<'a> Cursor<'a> {
     fn record(&mut self, what: &'static str) -> Result<&'a [u8], TrajError> {
         let offset = self.pos;
         let len = self.marker(what)?;
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        let payload = self.take(len, what)?;
-        let end = self.marker(what)?;
-        if end != len as u64 {
-            return Err(TrajError::BadRecord {
-                what,
-                offset,
-                message: format!("leading marker {len}, trailing marker {end}"),
-            });
-        }
-        Ok(payload)
+        self.record_body(usize::try_from(len).unwrap_or(usize::MAX), what, offset)
     }
 
     /// A record of a known length (frame records; the caller has checked the bytes are there).
@@ -291,20 +281,17 @@ impl<'a> Cursor<'a> {
         let offset = self.pos;
         let start = self.marker(what)?;
         if start != len as u64 {
-            return Err(TrajError::BadRecord {
-                what,
-                offset,
-                message: format!("length marker {start}, expected {len}"),
-            });
+            return Err(TrajError::BadRecord { what, offset, message: format!("length marker {start}, expected {len}") });
         }
+        self.record_body(len, what, offset)
+    }
+
+    /// The payload of a record whose leading marker said `len`, and its trailing marker.
+    fn record_body(&mut self, len: usize, what: &'static str, offset: usize) -> Result<&'a [u8], TrajError> {
         let payload = self.take(len, what)?;
         let end = self.marker(what)?;
         if end != len as u64 {
-            return Err(TrajError::BadRecord {
-                what,
-                offset,
-                message: format!("trailing marker {end}, expected {len}"),
-            });
+            return Err(TrajError::BadRecord { what, offset, message: format!("trailing marker {end}, expected {len}") });
         }
         Ok(payload)
     }
