@@ -90,39 +90,35 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // ../shared/data/bad
 
-/// `incomplete.pdb` (MDAnalysis' test file for its issue #396) is *incomplete* in its columns
-/// (no occupancy, B-factor or element), not truncated: both of its `MODEL 1` records are closed
-/// by ENDMDL (the last one at line 14, without a final newline). It loads, with the elements
-/// guessed and said so. Cut before that last ENDMDL, the file ends inside the MODEL opened at
-/// line 8: `Truncated` naming line 8.
+/// `incomplete.pdb` (MDAnalysis' test file for its issue #396): two `MODEL 1` records, each
+/// closed by ENDMDL, with 54-column atom lines (no occupancy, B-factor or element) and the
+/// model serial in the wrong column. Model numbers must be unique (gemmi refuses it the same
+/// way: "duplicate MODEL number: 1"): `Syntax` at line 8. Renumbered, it loads; cut before its
+/// last ENDMDL, it ends inside the MODEL opened at line 8: `Truncated` naming line 8.
 #[test]
-fn shared_incomplete_pdb_loads_and_cut_short_is_truncated_at_line_8() {
+fn shared_incomplete_pdb_is_refused_at_line_8() {
     let Some(data) = common::shared_data() else { return };
     let path = data.join("bad/incomplete.pdb");
-    let loaded = load_file(&path, &opts()).expect("incomplete.pdb is readable");
+    let msg = assert_syntax(&load_err(&path), "incomplete.pdb", 8);
+    assert!(msg.contains("duplicate MODEL number 1"), "{msg}");
+
+    let text = std::fs::read_to_string(&path).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut renumbered: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    renumbered[7] = "MODEL 2".into();
+    let fixed = renumbered.join("\n");
+    let loaded = load_bytes(fixed.as_bytes(), "incomplete.pdb", Some(Format::Pdb), &opts()).expect("renumbered loads");
     assert_eq!(loaded.complex.models.len(), 2);
     assert!(loaded.complex.models.iter().all(|m| m.positions.len() == 3));
     assert!(loaded.warnings.iter().any(|w| w.message.contains("element")), "{:?}", loaded.warnings);
-
-    let text = std::fs::read_to_string(&path).expect("read");
-    let cut = text.trim_end().strip_suffix("ENDMDL").expect("ends with ENDMDL");
-    let cut_path = temp_file("incomplete.pdb", cut.as_bytes());
-    let e = load_err(&cut_path);
-    assert_display(&e, "incomplete.pdb");
-    match &e {
-        LoadError::Truncated { file, line, message } => {
-            assert!(file.ends_with("incomplete.pdb"), "{file}");
-            assert_eq!(*line, 8, "{e}");
-            assert!(message.contains("ENDMDL"), "{message}");
-            assert!(e.to_string().contains("incomplete.pdb:8:"), "{e}");
+    // Cut anywhere inside the second model (ATOM or TER lines, or just before ENDMDL): line 8.
+    for keep in 8..14 {
+        let e = load_bytes_err(renumbered[..keep].join("\n").as_bytes(), "incomplete.pdb", Some(Format::Pdb));
+        assert_display(&e, "incomplete.pdb");
+        match &e {
+            LoadError::Truncated { line: 8, message, .. } => assert!(message.contains("ENDMDL"), "{message}"),
+            other => panic!("{keep} lines: expected Truncated at line 8, got {other:?}"),
         }
-        other => panic!("expected Truncated at line 8, got {other:?}"),
-    }
-    // Cut anywhere inside the second model (ATOM or TER lines): still line 8.
-    let lines: Vec<&str> = text.lines().collect();
-    for keep in 8..13 {
-        let e = load_bytes_err(lines[..keep].join("\n").as_bytes(), "incomplete.pdb", Some(Format::Pdb));
-        assert!(matches!(e, LoadError::Truncated { line: 8, .. }), "{keep} lines: {e:?}");
     }
 }
 
@@ -267,7 +263,8 @@ fn garbage_cif_coordinates_name_the_row() {
         let mut toks: Vec<&str> = ls[row].split_whitespace().collect();
         toks[11] = bad; // Cartn_y
         ls[row] = toks.join(" ");
-        let msg = assert_syntax(&load_bytes_err(ls.join("\n").as_bytes(), "1YJP_bad.cif", None), "1YJP_bad.cif", row + 1);
+        let msg =
+            assert_syntax(&load_bytes_err(ls.join("\n").as_bytes(), "1YJP_bad.cif", None), "1YJP_bad.cif", row + 1);
         assert!(msg.contains("coordinate"), "{bad}: {msg}");
     }
 }
@@ -424,14 +421,44 @@ fn huge_coordinates_load_without_hanging() {
     assert!(msg.contains("coordinate"), "{msg}");
 }
 
-/// `detect_format` (io/mod.rs) slices the first line at byte 5, which panics when that byte
-/// falls inside a multi-byte character. Only reachable without a format hint (unknown
-/// extension, or `load_bytes(.., None, ..)`).
+/// Regression: `detect_format` (io/mod.rs) sliced each line it scanned at byte 5, which panicked
+/// when that byte fell inside a multi-byte character (reachable without a format hint). Found
+/// by `fuzz/` (`load_any`, after ~190k executions): the artifact `\t\x01DD:Ӣ` (mode byte `\t` =
+/// gzip the rest).
 #[test]
-#[ignore = "panics in io/mod.rs detect_format (l[..5] on a char boundary); fix pending in mod.rs"]
 fn format_detection_survives_multibyte_first_line() {
-    let e = load_bytes_err("abcdé\n".as_bytes(), "odd.txt", None);
-    assert!(matches!(e, LoadError::UnknownFormat { .. }), "{e:?}");
+    for (name, bytes) in [("odd.txt", "abcdé\n".as_bytes().to_vec()), ("fuzz", gzip("\u{1}DD:Ӣ".as_bytes()))] {
+        let e = load_bytes_err(&bytes, name, None);
+        assert_display(&e, name);
+        assert!(matches!(e, LoadError::UnknownFormat { .. }), "{e:?}");
+    }
+    // A PDB whose first line has one: still detected as PDB.
+    let text = "remaé\nATOM      1  CA  ALA A   1      11.104   6.134  -6.504  1.00  0.00           C\n";
+    load_bytes(text.as_bytes(), "odd2.txt", None, &opts()).expect("PDB after an odd first line");
+}
+
+/// pdbtbx panics on these (found by `fuzz/load_pdb`: "Invalid characters in atom creation",
+/// "start byte index out of bounds" on MODRES, "Invalid characters in Residue creation",
+/// "range start index out of range"); the panic stays behind validate.rs's boundary and the file
+/// loads with molstream's reader. (The fuzz corpus held 22 distinct pdbtbx panics after 4
+/// minutes, all caught.)
+#[test]
+fn pdbtbx_panics_stay_behind_the_boundary() {
+    let cases: [&[u8]; 4] = [
+        b"1.89  1         C  \nATOM   10  CE\x12 PHE A SEQRES   -6.501  -3.340   1.24   \nEND\n",
+        b"MODRESHELIX            C  \nATOM     12  H1  PHE A   1      -8.109  -0.077  -2.473  1.00  20.52        N  \nATOCA  PHE A   1   ",
+        b"MODEL        1                                                                  \nATOM      1  N   PHE A   1\x18     -8.154  -0.523  -1.535  1.00 962  24.196           O  \nATOM     26  CB  VAL A   3     -11.730  33.474  26.320       \nENDMDL                      \nEN      D\nC",
+        b"MODEL        1                                                                  \nATOM    26  CB  VAL A   3     -11.730  33.474  26.320       \nENDMDL                       477  0.00 1:.00           H  \nATOM     30  N   THR A   4     -06.612  34.301  22.976  1.00 29.   -13.127  33.279    \nSEQADVEN      D\nC",
+    ];
+    for (k, bytes) in cases.into_iter().enumerate() {
+        let plain =
+            load_bytes(bytes, "p.pdb", Some(Format::Pdb), &LoadOptions { validate_with_pdbtbx: false, ..opts() })
+                .unwrap_or_else(|e| panic!("case {k}: {e}"));
+        let checked =
+            load_bytes(bytes, "p.pdb", Some(Format::Pdb), &opts()).unwrap_or_else(|e| panic!("case {k}: {e}"));
+        assert_eq!(plain.complex.models[0].positions, checked.complex.models[0].positions, "case {k}");
+        assert!(checked.warnings.iter().any(|w| w.message.contains("pdbtbx")), "case {k}: {:?}", checked.warnings);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -636,9 +663,6 @@ fn mutants_never_panic() {
                 1 => (m.clone(), None),
                 _ => (gzip(&m), *hint),
             };
-            // Content sniffing slices the first line at byte 5; skip the mutants that would hit
-            // the known detect_format panic (see the ignored test above) until it is fixed.
-            let hint = if hint.is_none() && first_line_cut_at_5(&m) { Some(Format::Pdb) } else { hint };
             let result = std::panic::catch_unwind(|| load_bytes(&bytes, name, hint, &options));
             match result {
                 Ok(Ok(_)) => ok += 1,
@@ -659,22 +683,3 @@ fn mutants_never_panic() {
     assert!(ok > 50 && err > 50, "{ok} loaded, {err} refused: mutations too mild or too harsh");
 }
 
-/// Whether `detect_format` (io/mod.rs) would slice a line through a character: it scans lines
-/// until one starts with `data_` or a PDB record name and slices each at byte 5 on the way.
-fn first_line_cut_at_5(bytes: &[u8]) -> bool {
-    const RECORDS: [&str; 12] =
-        ["ATOM  ", "HETATM", "HEADER", "TITLE ", "REMARK", "CRYST1", "MODEL ", "COMPND", "SEQRES", "EXPDTA", "AUTHOR", "ATOM"];
-    let Ok(text) = std::str::from_utf8(bytes) else { return false };
-    for l in text.lines().take(5000).map(str::trim_end) {
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        if l.len() >= 5 && !l.is_char_boundary(5) {
-            return true;
-        }
-        if l.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data_")) || RECORDS.iter().any(|r| l.starts_with(r)) {
-            return false;
-        }
-    }
-    false
-}

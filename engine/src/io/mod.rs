@@ -379,7 +379,7 @@ pub fn detect_format(text: &str) -> Option<Format> {
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        if l.len() >= 5 && l[..5].eq_ignore_ascii_case("data_") {
+        if l.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data_")) {
             return Some(Format::Mmcif);
         }
         if PDB_RECORDS.iter().any(|r| l.starts_with(r)) {

@@ -96,6 +96,8 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
     let mut guesses: std::collections::HashMap<(&str, &str), Element> = std::collections::HashMap::new();
     let mut last_serial: i64 = 0;
     let mut saw_end = false;
+    // (model number, line) of every MODEL record: numbers must be unique.
+    let mut model_lines: Vec<(i32, usize)> = Vec::new();
     let err = |line: usize, message: String| LoadError::Syntax { file: name.to_owned(), line, message };
 
     for (i, raw) in text.split('\n').enumerate() {
@@ -178,9 +180,19 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
                     // Atoms before the first MODEL record: keep them as a model of their own.
                     finish_model(&mut models, current.take());
                 }
-                let number = col(line, 11, 14).parse::<i32>().unwrap_or_else(|_| {
+                // The serial belongs in columns 11-14; some writers put it right after the
+                // record name.
+                let serial = match col(line, 11, 14) {
+                    "" => line.get(5..).unwrap_or("").trim(),
+                    s => s,
+                };
+                let number = serial.parse::<i32>().unwrap_or_else(|_| {
                     i32::try_from(models.len() + 1).unwrap_or(i32::MAX)
                 });
+                if let Some(first) = model_lines.iter().find(|(n, _)| *n == number) {
+                    return Err(err(ln, format!("duplicate MODEL number {number} (first at line {})", first.1)));
+                }
+                model_lines.push((number, ln));
                 let capacity = models.first().map_or(text.len() / 81, |m| m.builder.atom_count());
                 current = Some(ModelState { builder: TopologyBuilder::with_capacity(capacity), number, opened_at: ln });
                 in_model_record = true;

@@ -157,6 +157,11 @@ pub(super) fn with_pdbtbx(text: &str, format: Format, first_model_records: usize
                 .map(|s| (*s).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
+            // Panic messages can quote raw input: keep one short line.
+            let mut what: String = what.lines().next().unwrap_or("").chars().take(160).collect();
+            if what.is_empty() {
+                what = "no message".into();
+            }
             vec![warn(None, format!("pdbtbx panicked ({what}); loaded with molstream's reader"))]
         }
     }
