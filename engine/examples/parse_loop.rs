@@ -3,7 +3,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bytes = std::fs::read(&args[1]).expect("read");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
-    let opts = molstream_engine::io::LoadOptions { validate_with_pdbtbx: false, infer_bonds: false, ..Default::default() };
+    let opts =
+        molstream_engine::io::LoadOptions { validate_with_pdbtbx: false, infer_bonds: false, ..Default::default() };
     let t = std::time::Instant::now();
     for _ in 0..n {
         let l = molstream_engine::io::load_bytes(&bytes, &args[1], None, &opts).expect("load");

@@ -26,12 +26,7 @@ pub const MIN_BOND_DISTANCE: f32 = 0.4;
 /// ones; residue templates set the order of inferred bonds they know. Ions (single-atom residues
 /// of elements other than C, N, O, S, P, H) and unknown elements get no inferred bonds: a Na⁺
 /// among waters is not covalently bound to them, and a TIP4P virtual site is no atom at all.
-pub fn assign_bonds(
-    topology: &mut Topology,
-    positions: &[Vec3],
-    explicit: &[(AtomId, AtomId, BondKind)],
-    infer: bool,
-) {
+pub fn assign_bonds(topology: &mut Topology, positions: &[Vec3], explicit: &[(AtomId, AtomId, BondKind)], infer: bool) {
     let inferred = if infer {
         let isolated = ion_mask(topology);
         infer_bonds(&topology.atoms.element, &topology.atoms.alt_loc, &isolated, positions)
@@ -98,7 +93,12 @@ impl BondKind {
 /// the 26 neighbouring cells. Non-finite or absurd (beyond ±1e6 Å) positions and atoms flagged
 /// in `isolated` are never bonded.
 #[must_use]
-pub fn infer_bonds(elements: &[Element], alt_locs: &[u8], isolated: &[bool], positions: &[Vec3]) -> Vec<(AtomId, AtomId)> {
+pub fn infer_bonds(
+    elements: &[Element],
+    alt_locs: &[u8],
+    isolated: &[bool],
+    positions: &[Vec3],
+) -> Vec<(AtomId, AtomId)> {
     infer_bonds_counted(elements, alt_locs, isolated, positions).0
 }
 
@@ -367,11 +367,8 @@ mod tests {
                 }
             }
         }
-        let heavy: Vec<_> = grid
-            .iter()
-            .copied()
-            .filter(|(a, b)| !e[a.index()].is_hydrogen() && !e[b.index()].is_hydrogen())
-            .collect();
+        let heavy: Vec<_> =
+            grid.iter().copied().filter(|(a, b)| !e[a.index()].is_hydrogen() && !e[b.index()].is_hydrogen()).collect();
         assert!(brute.len() > 100, "test cloud too sparse: {}", brute.len());
         assert_eq!(heavy, brute);
         // Every hydrogen has at most one bond.
@@ -416,12 +413,7 @@ mod tests {
     #[test]
     fn far_apart_atoms_and_non_finite_positions_are_safe() {
         let e = els(&["C", "C", "C", "C"]);
-        let p = [
-            Vec3::ZERO,
-            Vec3::new(1.5, 0.0, 0.0),
-            Vec3::splat(1e7),
-            Vec3::new(f32::NAN, 0.0, 0.0),
-        ];
+        let p = [Vec3::ZERO, Vec3::new(1.5, 0.0, 0.0), Vec3::splat(1e7), Vec3::new(f32::NAN, 0.0, 0.0)];
         let b = infer_bonds(&e, &[0; 4], &[false; 4], &p);
         assert_eq!(b, vec![(AtomId(0), AtomId(1))]);
     }

@@ -565,10 +565,7 @@ impl Element {
     /// for Po, At, Rn, Fr and Ra, 2.43 Å for Pm and 2.0 Å for Fm and heavier.
     #[must_use]
     pub fn vdw_radius(self) -> f32 {
-        VDW_RADII
-            .get(usize::from(self.0))
-            .copied()
-            .unwrap_or(UNKNOWN_VDW_RADIUS)
+        VDW_RADII.get(usize::from(self.0)).copied().unwrap_or(UNKNOWN_VDW_RADIUS)
     }
 
     /// Single-bond covalent radius in Å (Cordero et al. 2008; for C use sp3 0.76); unknown -> 1.5.
@@ -577,10 +574,7 @@ impl Element {
     /// heavier) use the 1.5 Å default.
     #[must_use]
     pub fn covalent_radius(self) -> f32 {
-        COVALENT_RADII
-            .get(usize::from(self.0))
-            .copied()
-            .unwrap_or(UNKNOWN_COVALENT_RADIUS)
+        COVALENT_RADII.get(usize::from(self.0)).copied().unwrap_or(UNKNOWN_COVALENT_RADIUS)
     }
 
     /// Guess the element from a PDB atom name when the element column (77-78) is missing, as MD
@@ -953,9 +947,7 @@ mod tests {
         assert_eq!(Element::from_symbol(" cL"), Some(Element::CL));
         assert_eq!(Element::from_symbol("ZN"), Some(Element::ZN));
         assert_eq!(Element::from_symbol("Og"), Some(Element(118)));
-        for bad in [
-            "", "  ", "X", "x", "Xx", "1", "12", "C1", "1C", "Q", "Abc", "Uuo", "é", "C'",
-        ] {
+        for bad in ["", "  ", "X", "x", "Xx", "1", "12", "C1", "1C", "Q", "Abc", "Uuo", "é", "C'"] {
             assert_eq!(Element::from_symbol(bad), None, "{bad:?}");
         }
     }

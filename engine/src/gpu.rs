@@ -103,13 +103,7 @@ pub fn build_atom_instances(view: ModelView<'_>, base: InstanceBase, out: &mut V
             position: p.to_array(),
             radius: d.radius[i],
             color: d.color[i],
-            flags: atom_flags(
-                d.representation[i],
-                d.selected[i],
-                d.labeled[i],
-                a.het[i],
-                a.element[i].atomic_number(),
-            ),
+            flags: atom_flags(d.representation[i], d.selected[i], d.labeled[i], a.het[i], a.element[i].atomic_number()),
             pick_id: pick,
             transform: base.transform,
         });

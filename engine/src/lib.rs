@@ -19,8 +19,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod bonds;
-pub mod codec;
 pub mod builder;
+pub mod codec;
 pub mod element;
 pub mod gpu;
 pub mod ids;

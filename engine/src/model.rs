@@ -35,13 +35,7 @@ pub enum Representation {
 
 impl Representation {
     /// Every representation, in discriminant order.
-    pub const ALL: [Representation; 5] = [
-        Self::BallAndStick,
-        Self::Sticks,
-        Self::Spacefill,
-        Self::Wire,
-        Self::Hidden,
-    ];
+    pub const ALL: [Representation; 5] = [Self::BallAndStick, Self::Sticks, Self::Spacefill, Self::Wire, Self::Hidden];
 
     /// Decodes a discriminant written by `as u8`.
     #[must_use]
@@ -124,9 +118,7 @@ impl BondKind {
     /// Decodes a discriminant written by `as u8`.
     #[must_use]
     pub fn from_u8(v: u8) -> Option<Self> {
-        [Self::Unknown, Self::Single, Self::Double, Self::Triple, Self::Aromatic]
-            .get(usize::from(v))
-            .copied()
+        [Self::Unknown, Self::Single, Self::Double, Self::Triple, Self::Aromatic].get(usize::from(v)).copied()
     }
 }
 
@@ -538,9 +530,14 @@ impl DisplayState {
             labeled: vec![false; n],
             label_text: BTreeMap::new(),
         };
-        d.apply_color_scheme(topology, style.color);
-        d.apply_representation(topology, style.representation);
+        d.apply_style(topology, style);
         d
+    }
+
+    /// Applies a representation and colour scheme to every atom.
+    pub fn apply_style(&mut self, topology: &Topology, style: Style) {
+        self.apply_color_scheme(topology, style.color);
+        self.apply_representation(topology, style.representation);
     }
 
     /// Number of atoms covered.
@@ -562,12 +559,7 @@ impl DisplayState {
 
     /// Sets every atom's representation and the matching radius.
     pub fn apply_representation(&mut self, topology: &Topology, repr: Representation) {
-        for ((r, rad), &el) in self
-            .representation
-            .iter_mut()
-            .zip(self.radius.iter_mut())
-            .zip(&topology.atoms.element)
-        {
+        for ((r, rad), &el) in self.representation.iter_mut().zip(self.radius.iter_mut()).zip(&topology.atoms.element) {
             *r = repr;
             *rad = crate::style::atom_radius(el, repr);
         }
@@ -647,6 +639,32 @@ pub struct Complex {
 }
 
 impl Complex {
+    /// A complex at the origin, visible and unlocked, showing model 0.
+    ///
+    /// # Panics
+    /// If `displays` does not have one entry per topology.
+    #[must_use]
+    pub fn new(
+        name: impl Into<String>,
+        topologies: Vec<Topology>,
+        displays: Vec<DisplayState>,
+        models: Vec<Model>,
+    ) -> Self {
+        assert_eq!(topologies.len(), displays.len(), "one display state per topology");
+        Self {
+            id: ComplexId::default(),
+            name: name.into(),
+            position: Vec3::ZERO,
+            rotation: Quat::IDENTITY,
+            visible: true,
+            locked: false,
+            topologies,
+            displays,
+            models,
+            current_model: 0,
+        }
+    }
+
     /// A complex with one topology and one model, styled with `Style::default()`.
     ///
     /// # Panics
@@ -655,18 +673,7 @@ impl Complex {
     pub fn single(name: impl Into<String>, topology: Topology, positions: Vec<Vec3>) -> Self {
         assert_eq!(topology.atom_count(), positions.len(), "one position per atom");
         let display = DisplayState::styled(&topology, Style::default());
-        Self {
-            id: ComplexId::default(),
-            name: name.into(),
-            position: Vec3::ZERO,
-            rotation: Quat::IDENTITY,
-            visible: true,
-            locked: false,
-            topologies: vec![topology],
-            displays: vec![display],
-            models: vec![Model { topology: 0, positions, ..Model::default() }],
-            current_model: 0,
-        }
+        Self::new(name, vec![topology], vec![display], vec![Model { topology: 0, positions, ..Model::default() }])
     }
 
     /// A view of model `i`, or `None` if there is no such model.
@@ -692,8 +699,7 @@ impl Complex {
     /// Applies `style` to every topology's display state.
     pub fn set_style(&mut self, style: Style) {
         for (t, d) in self.topologies.iter().zip(self.displays.iter_mut()) {
-            d.apply_color_scheme(t, style.color);
-            d.apply_representation(t, style.representation);
+            d.apply_style(t, style);
         }
     }
 
@@ -704,11 +710,7 @@ impl Complex {
             return Err(format!("no model {i}"));
         };
         if m.positions.len() != positions.len() {
-            return Err(format!(
-                "frame has {} atoms, model {i} has {}",
-                positions.len(),
-                m.positions.len()
-            ));
+            return Err(format!("frame has {} atoms, model {i} has {}", positions.len(), m.positions.len()));
         }
         m.positions = positions;
         Ok(())

@@ -104,31 +104,18 @@ pub fn color_atoms(t: &Topology, scheme: ColorScheme, out: &mut Vec<u32>) {
                     *slot
                 })
                 .collect();
-            out.extend(
-                t.atoms
-                    .residue
-                    .iter()
-                    .map(|r| chain_color[t.residues.chain[r.index()].index()]),
-            );
+            out.extend(t.atoms.residue.iter().map(|r| chain_color[t.residues.chain[r.index()].index()]));
         }
         ColorScheme::ResidueType => {
             let by_name: Vec<u32> = t
                 .strings
                 .iter()
                 .map(|s| {
-                    let rgb = RESIDUE_COLORS
-                        .iter()
-                        .find(|(n, _)| *n == s)
-                        .map_or(OTHER_RESIDUE_COLOR, |&(_, c)| c);
+                    let rgb = RESIDUE_COLORS.iter().find(|(n, _)| *n == s).map_or(OTHER_RESIDUE_COLOR, |&(_, c)| c);
                     pack_rgba(rgb, 255)
                 })
                 .collect();
-            out.extend(
-                t.atoms
-                    .residue
-                    .iter()
-                    .map(|r| by_name[t.residues.name[r.index()].index()]),
-            );
+            out.extend(t.atoms.residue.iter().map(|r| by_name[t.residues.name[r.index()].index()]));
         }
         ColorScheme::BFactor => {
             let (lo, hi) = t

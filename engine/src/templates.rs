@@ -8,7 +8,8 @@ use std::collections::{HashMap, HashSet};
 use crate::ids::{AtomId, StrId};
 use crate::model::{BondKind, Topology};
 
-const AMINO: &str = "ALA ARG ASN ASP CYS GLN GLU GLY HIS HID HIE HIP ILE LEU LYS MET MSE PHE PRO SER THR TRP TYR VAL SEC PYL";
+const AMINO: &str =
+    "ALA ARG ASN ASP CYS GLN GLU GLY HIS HID HIE HIP ILE LEU LYS MET MSE PHE PRO SER THR TRP TYR VAL SEC PYL";
 const NUCLEIC: &str = "A C G U I DA DC DG DT DI";
 const WATER: &str = "HOH WAT SOL TIP3 TIP4 TIP5 SPC DOD";
 
@@ -89,11 +90,8 @@ impl ResidueTemplates {
                 orders.insert((r, a.min(b), a.max(b)), kind);
             }
         }
-        let standard = [AMINO, NUCLEIC, WATER]
-            .iter()
-            .flat_map(|l| l.split_whitespace())
-            .filter_map(|r| s.find(r))
-            .collect();
+        let standard =
+            [AMINO, NUCLEIC, WATER].iter().flat_map(|l| l.split_whitespace()).filter_map(|r| s.find(r)).collect();
         Self { orders, standard }
     }
 

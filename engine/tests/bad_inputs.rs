@@ -682,4 +682,3 @@ fn mutants_never_panic() {
     println!("mutants: {ok} loaded, {err} refused, {:.1} s", t0.elapsed().as_secs_f32());
     assert!(ok > 50 && err > 50, "{ok} loaded, {err} refused: mutations too mild or too harsh");
 }
-

@@ -181,7 +181,10 @@ fn corrupt_and_out_of_order_frames_change_nothing() {
     let mut dec = StreamDecoder::new(Limits::default());
     let mut inst = Vec::new();
     // A delta before any keyframe asks for one.
-    assert!(matches!(dec.apply(&read(&d1).unwrap().unwrap(), &mut inst), Err(CodecError::NeedKeyframe { held: None, .. })));
+    assert!(matches!(
+        dec.apply(&read(&d1).unwrap().unwrap(), &mut inst),
+        Err(CodecError::NeedKeyframe { held: None, .. })
+    ));
     dec.apply(&read(&key).unwrap().unwrap(), &mut inst).unwrap();
     let before = inst.clone();
     // Skipping d1: d2's base is missing.

@@ -1,6 +1,5 @@
 //! Shared test helpers (included with `mod common;`).
 #![allow(dead_code)]
-
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::path::PathBuf;

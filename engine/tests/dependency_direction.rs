@@ -5,7 +5,8 @@
 
 use std::process::Command;
 
-const FORBIDDEN: &[&str] = &["tokio", "quinn", "wgpu", "winit", "egui", "egui-wgpu", "egui-winit", "molstream-net", "molstream-viewer"];
+const FORBIDDEN: &[&str] =
+    &["tokio", "quinn", "wgpu", "winit", "egui", "egui-wgpu", "egui-winit", "molstream-net", "molstream-viewer"];
 
 #[test]
 fn engine_depends_on_no_async_network_or_gpu_crate() {

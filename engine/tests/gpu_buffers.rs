@@ -32,7 +32,10 @@ fn atom_buffer_mirrors_the_model_in_every_style() {
             for (i, a) in b.atoms.iter().enumerate() {
                 assert_eq!(a.position, view.positions[i].to_array());
                 assert_eq!(a.flags & gpu::ATOM_FLAG_REPR_MASK, repr as u32);
-                assert_eq!(a.flags >> gpu::ATOM_FLAG_ELEMENT_SHIFT & 0xff, u32::from(view.topology.atoms.element[i].atomic_number()));
+                assert_eq!(
+                    a.flags >> gpu::ATOM_FLAG_ELEMENT_SHIFT & 0xff,
+                    u32::from(view.topology.atoms.element[i].atomic_number())
+                );
                 assert_eq!(a.pick_id, u32::try_from(i).unwrap() + 1);
                 assert_eq!(a.color >> 24, 255, "opaque");
             }
@@ -61,14 +64,17 @@ fn color_schemes_color_what_they_say() {
     let view = complex.current();
     let t = view.topology;
     let chain_a = t.atom_chain(molstream_engine::AtomId(0));
-    let first_b = (0..t.atom_count()).find(|&i| t.chain_name(t.atom_chain(molstream_engine::AtomId::from_index(i))) == "B").unwrap();
+    let first_b = (0..t.atom_count())
+        .find(|&i| t.chain_name(t.atom_chain(molstream_engine::AtomId::from_index(i))) == "B")
+        .unwrap();
     assert_eq!(t.chain_name(chain_a), "A");
     assert_ne!(view.display.color[0], view.display.color[first_b], "chains A and B differ");
 
     complex.set_style(Style { representation: Representation::BallAndStick, color: ColorScheme::BFactor });
     let view = complex.current();
     let b = &view.topology.atoms.b_factor;
-    let (lo, hi) = (0..b.len()).fold((0, 0), |(l, h), i| (if b[i] < b[l] { i } else { l }, if b[i] > b[h] { i } else { h }));
+    let (lo, hi) =
+        (0..b.len()).fold((0, 0), |(l, h), i| (if b[i] < b[l] { i } else { l }, if b[i] > b[h] { i } else { h }));
     assert_eq!(view.display.color[lo], pack_rgba([0, 0, 255], 255), "lowest B is blue");
     assert_eq!(view.display.color[hi], pack_rgba([255, 0, 0], 255), "highest B is red");
 }

@@ -21,7 +21,14 @@ struct Expect {
     ref_bonds: usize,
 }
 
-const fn e(file: &'static str, models: usize, chains: usize, residues: usize, atom_sites: usize, ref_bonds: usize) -> Expect {
+const fn e(
+    file: &'static str,
+    models: usize,
+    chains: usize,
+    residues: usize,
+    atom_sites: usize,
+    ref_bonds: usize,
+) -> Expect {
     Expect { file, models, chains, residues, atom_sites, ref_bonds }
 }
 
@@ -155,7 +162,9 @@ fn secondary_structure_comes_from_helix_sheet_and_struct_conf() {
 #[test]
 fn conect_bonds_are_kept() {
     // 1hvr's inhibitor is HETATM with CONECT records; its atoms must be bonded.
-    let loaded = load_file(common::assets().join("1hvr.pdb"), &LoadOptions { infer_bonds: false, ..LoadOptions::default() }).unwrap();
+    let loaded =
+        load_file(common::assets().join("1hvr.pdb"), &LoadOptions { infer_bonds: false, ..LoadOptions::default() })
+            .unwrap();
     let t = loaded.complex.current().topology;
     assert!(t.bonds.len() >= 34, "CONECT bonds alone: {}", t.bonds.len());
     assert!(t.bonds.a.iter().all(|a| t.atoms.het[a.index()]) || !t.bonds.is_empty());

@@ -367,7 +367,8 @@ mod tests {
     fn every_width_round_trips() {
         for w in 0..=32u32 {
             let max = if w == 32 { u32::MAX } else { (1u32 << w).wrapping_sub(1) };
-            let vals: Vec<u32> = (0..BLOCK as u32).map(|k| max.wrapping_sub(k.wrapping_mul(2_654_435_761)) & max).collect();
+            let vals: Vec<u32> =
+                (0..BLOCK as u32).map(|k| max.wrapping_sub(k.wrapping_mul(2_654_435_761)) & max).collect();
             let mut wr = Writer::new();
             wr.pack_block(&vals, w);
             assert_eq!(wr.buf.len(), 4 * w as usize);

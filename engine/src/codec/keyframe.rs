@@ -142,10 +142,8 @@ fn palette(w: &mut Writer, values: &[u32]) {
     for &v in &distinct {
         w.u32(v);
     }
-    let idx: Vec<u32> = values
-        .iter()
-        .map(|v| u32::try_from(distinct.binary_search(v).unwrap_or(0)).unwrap_or(0))
-        .collect();
+    let idx: Vec<u32> =
+        values.iter().map(|v| u32::try_from(distinct.binary_search(v).unwrap_or(0)).unwrap_or(0)).collect();
     w.u32_column(&idx);
 }
 
@@ -174,7 +172,9 @@ impl Contexts {
             .map(|i| {
                 let r = t.atoms.residue[i].index();
                 let chain = t.chains.name[t.residues.chain[r].index()].0;
-                u64::from(t.atoms.element[i].0) | u64::from(chain & 0xff_ffff) << 8 | u64::from(t.residues.name[r].0) << 32
+                u64::from(t.atoms.element[i].0)
+                    | u64::from(chain & 0xff_ffff) << 8
+                    | u64::from(t.residues.name[r].0) << 32
             })
             .collect()
     }
@@ -235,7 +235,9 @@ fn read_palette(r: &mut Reader<'_>, n: usize) -> Result<Vec<u32>, CodecError> {
     }
     let mut idx = Vec::new();
     r.u32_column(n, &mut idx)?;
-    idx.iter().map(|&i| values.get(i as usize).copied().ok_or(CodecError::Corrupt("palette index out of range"))).collect()
+    idx.iter()
+        .map(|&i| values.get(i as usize).copied().ok_or(CodecError::Corrupt("palette index out of range")))
+        .collect()
 }
 
 fn string(r: &mut Reader<'_>, limits: &Limits) -> Result<String, CodecError> {
@@ -296,7 +298,8 @@ pub fn decode(
             return Err(CodecError::Corrupt("duplicate string in dictionary"));
         }
     }
-    let str_id = |v: u32| if (v as usize) < n_str { Ok(StrId(v)) } else { Err(CodecError::Corrupt("string id out of range")) };
+    let str_id =
+        |v: u32| if (v as usize) < n_str { Ok(StrId(v)) } else { Err(CodecError::Corrupt("string id out of range")) };
     let mut t = Topology { strings, ..Topology::default() };
 
     let mut col = Vec::new();
@@ -305,19 +308,33 @@ pub fn decode(
     r.u32_column(n_res, &mut col)?;
     t.residues.name = col.iter().map(|&v| str_id(v)).collect::<Result<_, _>>()?;
     t.residues.seq_num = r.delta_column(n_res)?;
-    t.residues.ins_code = r.rle_column(n_res)?.into_iter().map(|v| small(v, Some, "insertion code")).collect::<Result<_, _>>()?;
+    t.residues.ins_code =
+        r.rle_column(n_res)?.into_iter().map(|v| small(v, Some, "insertion code")).collect::<Result<_, _>>()?;
     t.residues.secondary = r
         .rle_column(n_res)?
         .into_iter()
         .map(|v| {
             small(
                 v,
-                |s| [SecondaryStructure::Coil, SecondaryStructure::Helix, SecondaryStructure::Sheet, SecondaryStructure::Turn].get(usize::from(s)).copied(),
+                |s| {
+                    [
+                        SecondaryStructure::Coil,
+                        SecondaryStructure::Helix,
+                        SecondaryStructure::Sheet,
+                        SecondaryStructure::Turn,
+                    ]
+                    .get(usize::from(s))
+                    .copied()
+                },
                 "secondary structure",
             )
         })
         .collect::<Result<_, _>>()?;
-    t.residues.ribbon = r.rle_column(n_res)?.into_iter().map(|v| small(v, |f| Some(RibbonFlags(f)), "ribbon")).collect::<Result<_, _>>()?;
+    t.residues.ribbon = r
+        .rle_column(n_res)?
+        .into_iter()
+        .map(|v| small(v, |f| Some(RibbonFlags(f)), "ribbon"))
+        .collect::<Result<_, _>>()?;
     r.u32_column(n_chain, &mut col)?;
     t.chains.name = col.iter().map(|&v| str_id(v)).collect::<Result<_, _>>()?;
     r.u32_column(n_chain, &mut col)?;
@@ -370,8 +387,11 @@ pub fn decode(
     }
     t.validate().map_err(|_| CodecError::Corrupt("keyframe topology is inconsistent"))?;
 
-    let representation: Vec<Representation> =
-        r.rle_column(n)?.into_iter().map(|v| small(v, Representation::from_u8, "representation")).collect::<Result<_, _>>()?;
+    let representation: Vec<Representation> = r
+        .rle_column(n)?
+        .into_iter()
+        .map(|v| small(v, Representation::from_u8, "representation"))
+        .collect::<Result<_, _>>()?;
     let color = read_conditional(&mut r, &keys.color(&t))?;
     let radius = read_conditional(&mut r, &keys.radius(&t, &representation))?.into_iter().map(f32::from_bits).collect();
     let selected = r.rle_column(n)?.into_iter().map(|v| v != 0).collect();
@@ -392,17 +412,11 @@ pub fn decode(
     let mut pos = vec![Vec3::ZERO; n];
     positions::apply_delta(rest, &mut q, precision, &mut pos[..])?;
 
-    let complex = Complex {
-        id: crate::ids::ComplexId::default(),
-        name,
-        position: Vec3::new(f[0], f[1], f[2]),
-        rotation: Quat::from_xyzw(f[3], f[4], f[5], f[6]),
-        visible,
-        locked,
-        topologies: vec![t],
-        displays: vec![display],
-        models: vec![Model { topology: 0, positions: pos, ..Model::default() }],
-        current_model: 0,
-    };
+    let mut complex =
+        Complex::new(name, vec![t], vec![display], vec![Model { topology: 0, positions: pos, ..Model::default() }]);
+    complex.position = Vec3::new(f[0], f[1], f[2]);
+    complex.rotation = Quat::from_xyzw(f[3], f[4], f[5], f[6]);
+    complex.visible = visible;
+    complex.locked = locked;
     Ok((complex, q))
 }

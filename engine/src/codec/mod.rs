@@ -55,7 +55,9 @@ pub enum CodecError {
     },
     /// A delta frame whose base is not the frame the receiver holds: the receiver must ask the
     /// sender for a keyframe.
-    #[error("stream {stream_id}: frame {seq} is a delta against {base_seq}, but the receiver holds {held:?}; a keyframe is needed")]
+    #[error(
+        "stream {stream_id}: frame {seq} is a delta against {base_seq}, but the receiver holds {held:?}; a keyframe is needed"
+    )]
     NeedKeyframe {
         /// Stream.
         stream_id: u32,

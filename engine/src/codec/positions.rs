@@ -83,14 +83,6 @@ impl Quantized {
         }
         Ok(q)
     }
-
-    /// Dequantized position of atom `i`.
-    #[must_use]
-    pub fn position(&self, i: usize, precision: u8) -> Vec3 {
-        let (s, _) = step(precision);
-        #[allow(clippy::cast_precision_loss)]
-        Vec3::new(self.x[i] as f32 * s, self.y[i] as f32 * s, self.z[i] as f32 * s)
-    }
 }
 
 /// Appends the delta payload coding `cur` against `base` (same length). `force_mode1` codes

@@ -210,7 +210,8 @@ impl StreamDecoder {
             }
             FrameKind::PositionDelta => {
                 match self.held {
-                    Some((stream, seq, precision)) if stream == h.stream_id && seq == h.base_seq && precision == h.precision => {}
+                    Some((stream, seq, precision))
+                        if stream == h.stream_id && seq == h.base_seq && precision == h.precision => {}
                     held => {
                         return Err(CodecError::NeedKeyframe {
                             stream_id: h.stream_id,
@@ -222,7 +223,10 @@ impl StreamDecoder {
                 }
                 let n = self.q.len();
                 if h.atom_count as usize != n || instances.len() != n {
-                    return Err(CodecError::AtomCount { expected: u32::try_from(n).unwrap_or(u32::MAX), got: h.atom_count });
+                    return Err(CodecError::AtomCount {
+                        expected: u32::try_from(n).unwrap_or(u32::MAX),
+                        got: h.atom_count,
+                    });
                 }
                 positions::validate_delta(&frame.payload, n)?;
                 positions::apply_delta(&frame.payload, &mut self.q, h.precision, &mut instances[..])?;

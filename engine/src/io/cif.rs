@@ -297,7 +297,10 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
 
     let rows = atoms.rows();
     if rows > max_atoms {
-        return Err(LoadError::TooLarge { file: name.to_owned(), message: format!("{rows} atoms, more than {max_atoms}") });
+        return Err(LoadError::TooLarge {
+            file: name.to_owned(),
+            message: format!("{rows} atoms, more than {max_atoms}"),
+        });
     }
     let mut models: Vec<ParsedModel> = Vec::new();
     let mut current_number: Option<&str> = None;
@@ -392,10 +395,9 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
                 Some(s) if s.to_ascii_uppercase().starts_with("STRN") => SecondaryStructure::Sheet,
                 _ => SecondaryStructure::Coil,
             });
-            let (Some(b), Some(e)) = (
-                t.get(r, bs).and_then(|s| s.parse().ok()),
-                t.get(r, es).and_then(|s| s.parse().ok()),
-            ) else {
+            let (Some(b), Some(e)) =
+                (t.get(r, bs).and_then(|s| s.parse().ok()), t.get(r, es).and_then(|s| s.parse().ok()))
+            else {
                 continue;
             };
             secondary.push(SecondaryRange {

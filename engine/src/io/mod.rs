@@ -332,10 +332,7 @@ pub fn load_bytes(bytes: &[u8], file: &str, hint: Option<Format>, options: &Load
     timings.bonds = t.elapsed();
 
     let displays = topologies.iter().map(|t| DisplayState::styled(t, options.style)).collect();
-    let mut complex = Complex::single(file.rsplit('/').next().unwrap_or(file), Topology::default(), Vec::new());
-    complex.topologies = topologies;
-    complex.displays = displays;
-    complex.models = models;
+    let complex = Complex::new(file.rsplit('/').next().unwrap_or(file), topologies, displays, models);
     for t in &complex.topologies {
         debug_assert_eq!(t.validate(), Ok(()));
     }
@@ -372,8 +369,8 @@ fn sniff_text<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, LoadError> {
 /// Guesses the format from the first meaningful lines.
 #[must_use]
 pub fn detect_format(text: &str) -> Option<Format> {
-    const PDB_RECORDS: [&str; 12] =
-        ["ATOM  ", "HETATM", "HEADER", "TITLE ", "REMARK", "CRYST1", "MODEL ", "COMPND", "SEQRES", "EXPDTA", "AUTHOR", "ATOM"];
+    const PDB_RECORDS: [&str; 11] =
+        ["ATOM", "HETATM", "HEADER", "TITLE ", "REMARK", "CRYST1", "MODEL ", "COMPND", "SEQRES", "EXPDTA", "AUTHOR"];
     for line in text.lines().take(5000) {
         let l = line.trim_end();
         if l.is_empty() || l.starts_with('#') {

@@ -107,10 +107,7 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
         match rec {
             "ATOM" | "HETATM" => {
                 if line.len() < 54 {
-                    return Err(err(
-                        ln,
-                        format!("{rec} record has {} columns; coordinates need 54", line.len()),
-                    ));
+                    return Err(err(ln, format!("{rec} record has {} columns; coordinates need 54", line.len())));
                 }
                 let (Some(x), Some(y), Some(z)) =
                     (parse_f32(line, 31, 38), parse_f32(line, 39, 46), parse_f32(line, 47, 54))
@@ -186,9 +183,8 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
                     "" => line.get(5..).unwrap_or("").trim(),
                     s => s,
                 };
-                let number = serial.parse::<i32>().unwrap_or_else(|_| {
-                    i32::try_from(models.len() + 1).unwrap_or(i32::MAX)
-                });
+                let number =
+                    serial.parse::<i32>().unwrap_or_else(|_| i32::try_from(models.len() + 1).unwrap_or(i32::MAX));
                 if let Some(first) = model_lines.iter().find(|(n, _)| *n == number) {
                     return Err(err(ln, format!("duplicate MODEL number {number} (first at line {})", first.1)));
                 }
@@ -255,9 +251,9 @@ pub(super) fn parse(text: &str, name: &str, max_atoms: usize) -> Result<ParsedSt
             });
         } else {
             return Err(LoadError::Truncated {
-            file: name.to_owned(),
-            line: open.opened_at,
-            message: format!("MODEL {} has no ENDMDL (the file ends inside it)", open.number),
+                file: name.to_owned(),
+                line: open.opened_at,
+                message: format!("MODEL {} has no ENDMDL (the file ends inside it)", open.number),
             });
         }
     }
@@ -387,7 +383,8 @@ pub fn write(view: crate::model::ModelView<'_>) -> String {
                 let name = t.strings.get(at.name[a]);
                 let el = at.element[a];
                 // Names shorter than 4 start in column 14 unless the element has two letters.
-                let name = if name.len() < 4 && el.symbol().len() == 1 { format!(" {name:<3}") } else { format!("{name:<4}") };
+                let name =
+                    if name.len() < 4 && el.symbol().len() == 1 { format!(" {name:<3}") } else { format!("{name:<4}") };
                 let p = view.positions[a];
                 let alt = if at.alt_loc[a] == 0 { ' ' } else { char::from(at.alt_loc[a]) };
                 let charge = match at.formal_charge[a] {

@@ -52,9 +52,7 @@ pub fn normalize_pdb(text: &str) -> String {
         };
         let line: &str = &ascii;
         match line.get(..6).unwrap_or(line) {
-            "REMARK"
-                if line.len() > 6
-                    && line.get(7..10).is_none_or(|n| n.trim().parse::<usize>().is_err()) => {}
+            "REMARK" if line.len() > 6 && line.get(7..10).is_none_or(|n| n.trim().parse::<usize>().is_err()) => {}
             "ATOM  " | "HETATM" => {
                 let mut l = format!("{line:<80}");
                 if l[54..60].trim().is_empty() {

@@ -281,7 +281,11 @@ impl<'a> Cursor<'a> {
         let offset = self.pos;
         let start = self.marker(what)?;
         if start != len as u64 {
-            return Err(TrajError::BadRecord { what, offset, message: format!("length marker {start}, expected {len}") });
+            return Err(TrajError::BadRecord {
+                what,
+                offset,
+                message: format!("length marker {start}, expected {len}"),
+            });
         }
         self.record_body(len, what, offset)
     }
@@ -291,7 +295,11 @@ impl<'a> Cursor<'a> {
         let payload = self.take(len, what)?;
         let end = self.marker(what)?;
         if end != len as u64 {
-            return Err(TrajError::BadRecord { what, offset, message: format!("trailing marker {end}, expected {len}") });
+            return Err(TrajError::BadRecord {
+                what,
+                offset,
+                message: format!("trailing marker {end}, expected {len}"),
+            });
         }
         Ok(payload)
     }
