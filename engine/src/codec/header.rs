@@ -33,6 +33,17 @@ pub enum FrameKind {
     Keyframe = 1,
     /// Positions as a delta against frame `base_seq` of the same stream.
     PositionDelta = 2,
+    /// Per-atom display attributes (colors, radii, flags, labels) as a delta against
+    /// `base_seq`: only what changed.
+    AtomAttributes = 3,
+    /// Complex transforms (position and rotation of whole complexes).
+    Transforms = 4,
+    /// Shapes created, replaced or destroyed (spheres, lines, labels, meshes).
+    Shapes = 5,
+    /// Shape transforms, colors and radii as a delta against `base_seq`.
+    ShapeDelta = 6,
+    /// Atoms and bonds inserted or removed, as a delta against `base_seq`.
+    TopologyDelta = 7,
 }
 
 impl FrameKind {
@@ -41,6 +52,11 @@ impl FrameKind {
         match v {
             1 => Ok(Self::Keyframe),
             2 => Ok(Self::PositionDelta),
+            3 => Ok(Self::AtomAttributes),
+            4 => Ok(Self::Transforms),
+            5 => Ok(Self::Shapes),
+            6 => Ok(Self::ShapeDelta),
+            7 => Ok(Self::TopologyDelta),
             other => Err(CodecError::UnknownKind(other)),
         }
     }

@@ -233,6 +233,7 @@ impl StreamDecoder {
                 self.held = Some((h.stream_id, h.seq, h.precision));
                 Ok(Applied::Positions)
             }
+            kind => Err(CodecError::UnknownKind(kind as u8)),
         }
     }
 }
