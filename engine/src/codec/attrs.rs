@@ -137,7 +137,10 @@ pub fn read_ranges(r: &mut Reader<'_>, n: usize) -> Result<Vec<IdRange>, CodecEr
     for _ in 0..runs {
         let start = end.checked_add(r.varint()?).ok_or(CodecError::Corrupt("id range overflows"))?;
         let len = r.varint()?.checked_add(1).ok_or(CodecError::Corrupt("id range overflows"))?;
-        end = start.checked_add(len).filter(|&e| e <= n as u64).ok_or(CodecError::Corrupt("id range beyond the count"))?;
+        end = start
+            .checked_add(len)
+            .filter(|&e| e <= n as u64)
+            .ok_or(CodecError::Corrupt("id range beyond the count"))?;
         // Both fit in u32: end ≤ n ≤ the header's u32 atom count.
         out.push(IdRange {
             start: u32::try_from(start).map_err(|_| CodecError::Corrupt("id range beyond the count"))?,
@@ -380,8 +383,8 @@ impl AttributeFrame {
         }
         let refresh = |i: usize, inst: &mut [AtomInstance]| {
             let keep = inst[i].flags & !(gpu::ATOM_FLAG_REPR_MASK | gpu::ATOM_FLAG_SELECTED | gpu::ATOM_FLAG_LABELED);
-            inst[i].flags = keep
-                | gpu::atom_flags(display.representation[i], display.selected[i], display.labeled[i], false, 0);
+            inst[i].flags =
+                keep | gpu::atom_flags(display.representation[i], display.selected[i], display.labeled[i], false, 0);
         };
         if let Some(c) = &self.representation {
             c.for_each(|i, _| refresh(i, instances));
@@ -585,7 +588,11 @@ pub fn encode(old: &DisplayState, new: &DisplayState, w: &mut Writer) -> Result<
         ),
         (
             LABELED,
-            if old.labeled == new.labeled { None } else { column_record(&flag(&old.labeled), &flag(&new.labeled), Width::U8) },
+            if old.labeled == new.labeled {
+                None
+            } else {
+                column_record(&flag(&old.labeled), &flag(&new.labeled), Width::U8)
+            },
         ),
         (LABEL_TEXT, label_record(&old.label_text, &new.label_text)),
     ];
@@ -680,8 +687,7 @@ pub fn decode(payload: &[u8], n: usize, limits: &Limits) -> Result<AttributeFram
     }
     if on(REPRESENTATION) {
         let check = |v: u32| u8::try_from(v).ok().and_then(Representation::from_u8);
-        f.representation =
-            Some(read_change(&mut r, n, is_dense(REPRESENTATION), Width::U8, check, "representation")?);
+        f.representation = Some(read_change(&mut r, n, is_dense(REPRESENTATION), Width::U8, check, "representation")?);
     }
     let flag = |v: u32| match v {
         0 => Some(false),
@@ -721,6 +727,17 @@ mod tests {
         let mut w = Writer::new();
         w.varint(1 << 30);
         assert_eq!(read_ranges(&mut Reader::new(&w.buf), usize::MAX >> 1), Err(CodecError::Truncated));
+    }
+
+    #[test]
+    fn ranges_bytes_match_the_format_doc() {
+        // docs/format/attributes.md, "ranges": examples.
+        let mut w = Writer::new();
+        write_ranges(&mut w, &ranges_of([60_000]));
+        assert_eq!(w.buf, [0x01, 0xe0, 0xd4, 0x03, 0x00]);
+        let mut w = Writer::new();
+        write_ranges(&mut w, &ranges_of(1000..1099));
+        assert_eq!(w.buf, [0x01, 0xe8, 0x07, 0x62]);
     }
 
     #[test]

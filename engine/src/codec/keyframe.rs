@@ -291,6 +291,11 @@ pub fn decode(
     let visible = r.u8()? != 0;
     let locked = r.u8()? != 0;
     let n = atom_count as usize;
+    // The B-factor column alone takes a width byte per 32 atoms: a short payload cannot make
+    // the per-atom columns below allocate for a huge declared count.
+    if n.div_ceil(32) > payload.len() {
+        return Err(CodecError::Truncated);
+    }
     if r.count(n)? != n {
         return Err(CodecError::Corrupt("keyframe atom count differs from its header"));
     }

@@ -413,9 +413,8 @@ impl TopologyEdit {
             self.new_residues.iter().map(|r| chain_of(r.chain)).collect::<Result<Vec<u32>, &'static str>>()?;
         let residues =
             Order::merge(&gone_res, &sorted_before(self.new_residues.iter().map(|r| r.before.index()), nr)?)?;
-        let residue_chain = residues.gather(&t.residues.chain.iter().map(|c| c.0).collect::<Vec<_>>(), |j| {
-            new_res_chain[j]
-        });
+        let residue_chain =
+            residues.gather(&t.residues.chain.iter().map(|c| c.0).collect::<Vec<_>>(), |j| new_res_chain[j]);
         // Old residues of kept chains only (a removed chain lost all its residues).
         let residue_chain: Vec<u32> = residue_chain
             .iter()

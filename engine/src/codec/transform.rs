@@ -59,7 +59,12 @@ impl Placement {
     /// The placement of `complex`.
     #[must_use]
     pub fn of(complex: &Complex) -> Self {
-        Self { position: complex.position, rotation: complex.rotation, visible: complex.visible, locked: complex.locked }
+        Self {
+            position: complex.position,
+            rotation: complex.rotation,
+            visible: complex.visible,
+            locked: complex.locked,
+        }
     }
 
     /// Writes the placement into `complex`.
