@@ -285,9 +285,9 @@ fn encoder_coalesces_changes_and_sends_nothing_when_nothing_changed() {
     assert!(out.is_empty());
 }
 
-/// Hydrogens on the backbone N of residues 1..=20, an acetyl cap before residue 0, the
-/// ligand (and its chain segment, if it is alone there) removed, a new ligand chain at the
-/// end, one bond removed.
+/// Hydrogens on the backbone N of up to 20 residues, an acetyl cap before residue 0, the
+/// ligand of 1hvr or else the last residue removed (with its chain segment if it is alone
+/// there), a new ligand chain at the end, one bond removed.
 fn plugin_edit(c: &Complex) -> TopologyEdit {
     let t = c.current().topology;
     let pos = c.current().positions;
@@ -305,9 +305,16 @@ fn plugin_edit(c: &Complex) -> TopologyEdit {
     });
     e.new_atoms.push(NewAtom::new(AtomId(0), ResidueRef::New(0), "C", Element::C, pos[0] - Vec3::new(1.3, 0.0, 0.0)));
     e.new_bonds.push(NewBond { a: AtomRef::New(0), b: AtomRef::Existing(AtomId(0)), kind: BondKind::Single });
-    for r in 1..=20u32 {
+    // Up to 20 residues after the first that have a backbone N.
+    let with_n: Vec<(u32, usize)> = (1..nr)
+        .filter_map(|r| {
+            let nat = t.residue_atoms(ResidueId::from_index(r)).find(|&i| t.atom_name(AtomId::from_index(i)) == "N")?;
+            Some((u32::try_from(r).unwrap(), nat))
+        })
+        .take(20)
+        .collect();
+    for &(r, nat) in &with_n {
         let atoms = t.residue_atoms(ResidueId(r));
-        let nat = atoms.clone().find(|&i| t.atom_name(AtomId::from_index(i)) == "N").unwrap();
         let mut h = NewAtom::new(
             AtomId(u32::try_from(atoms.end).unwrap()),
             ResidueRef::Existing(ResidueId(r)),
@@ -324,7 +331,8 @@ fn plugin_edit(c: &Complex) -> TopologyEdit {
             kind: BondKind::Single,
         });
     }
-    let lig = (0..nr).find(|&r| t.residue_name(ResidueId::from_index(r)) == "XK2").unwrap();
+    // The ligand of 1hvr, otherwise the last residue (a water in most files).
+    let lig = (0..nr).find(|&r| t.residue_name(ResidueId::from_index(r)) == "XK2").unwrap_or(nr - 1);
     e.remove_residue(t, ResidueId::from_index(lig));
     let chain = t.residues.chain[lig];
     if t.chain_residues(chain).len() == 1 {
@@ -443,6 +451,52 @@ fn mixed_stream_equals_a_fresh_keyframe_of_the_final_state() {
     send(&mut rx, &mut out, Applied::Attributes);
     assert_eq!(rx.dec.held_seq(), Some(6));
     assert_matches_fresh(&rx, &c, "final state");
+}
+
+#[test]
+fn mixed_streams_on_other_structures() {
+    let mut files: Vec<std::path::PathBuf> = ["4E43.pdb", "5PTI.cif", "1YJP.cif", "nmr_neopetrosiamide.pdb"]
+        .iter()
+        .map(|f| common::assets().join(f))
+        .collect();
+    if let Some(dir) = common::shared_data() {
+        files.push(dir.join("pdb/6msm.pdb"));
+        files.push(dir.join("pdb/adk_oplsaa.pdb"));
+    }
+    let opts = LoadOptions { validate_with_pdbtbx: false, ..LoadOptions::default() };
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut c = load_file(&path, &opts).unwrap().complex;
+        c.models.truncate(1);
+        let (mut enc, mut rx) = start(&c);
+        let mut out = Vec::new();
+        let walk = molstream_engine::synth::random_walk(c.current().positions, 2, 0.05, 21);
+        c.set_positions(0, walk[1].clone()).unwrap();
+        enc.delta(c.current().positions, &mut out).unwrap();
+        rx.apply(&out).unwrap();
+        out.clear();
+        c.set_style(Style { representation: Representation::Spacefill, color: ColorScheme::Chain });
+        display(&mut c).selected[0] = true;
+        enc.attributes(&c, &mut out).unwrap().unwrap();
+        rx.apply(&out).unwrap();
+        out.clear();
+        let edit = plugin_edit(&c);
+        enc.topology(&mut c, &edit, &mut out).unwrap();
+        let top = out.len();
+        assert_eq!(rx.apply(&out).unwrap(), Applied::Topology, "{name}");
+        out.clear();
+        assert_matches_fresh(&rx, &c, &name);
+        let walk = molstream_engine::synth::random_walk(c.current().positions, 2, 0.05, 22);
+        c.set_positions(0, walk[1].clone()).unwrap();
+        enc.delta(c.current().positions, &mut out).unwrap();
+        rx.apply(&out).unwrap();
+        out.clear();
+        c.set_style(Style::default());
+        enc.attributes(&c, &mut out).unwrap().unwrap();
+        rx.apply(&out).unwrap();
+        assert_matches_fresh(&rx, &c, &name);
+        println!("{name}: {} atoms, topology delta {top} bytes", c.current().topology.atom_count());
+    }
 }
 
 #[test]

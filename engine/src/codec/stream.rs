@@ -118,9 +118,35 @@ impl StreamEncoder {
     /// this frame). Returns `None`, sending nothing and using no sequence number, when nothing
     /// changed.
     pub fn attributes(&mut self, complex: &Complex, out: &mut Vec<u8>) -> Result<Option<FrameHeader>, CodecError> {
+        self.attributes_of(complex.current().display, out)
+    }
+
+    /// Applies explicit `changes` to the display state of `complex`'s current model and sends
+    /// them (with any other unsent display change) as one attribute frame. The changes are
+    /// checked and encoded first: on error neither `complex` nor the stream changes.
+    pub fn attribute_changes(
+        &mut self,
+        complex: &mut Complex,
+        changes: &AttributeChanges,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<FrameHeader>, CodecError> {
+        let display = complex.current_display_mut().ok_or(CodecError::InvalidInput("complex has no current model"))?;
+        let mut changed = display.clone();
+        changes.apply(&mut changed)?;
+        let h = self.attributes_of(&changed, out)?;
+        *display = changed;
+        Ok(h)
+    }
+
+    /// [`Self::attributes`] for a display state held outside a [`Complex`]: appends the frame
+    /// turning the display state last sent into `display` (`None` when they are equal).
+    pub fn attributes_of(
+        &mut self,
+        display: &DisplayState,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<FrameHeader>, CodecError> {
         let seq = self.next_seq;
         let sent = self.sent()?;
-        let display = complex.current().display;
         if display.len() != sent.q.len() {
             return Err(atom_count(sent.q.len(), display.len()));
         }
@@ -136,24 +162,6 @@ impl StreamEncoder {
             sent.display.clone_from(display);
         }
         Ok(Some(h))
-    }
-
-    /// Applies explicit `changes` to the display state of `complex`'s current model and sends
-    /// them (with any other unsent display change) as one attribute frame. The changes are
-    /// checked first: on error neither `complex` nor the stream changes.
-    pub fn attribute_changes(
-        &mut self,
-        complex: &mut Complex,
-        changes: &AttributeChanges,
-        out: &mut Vec<u8>,
-    ) -> Result<Option<FrameHeader>, CodecError> {
-        let n = self.sent()?.q.len();
-        let display = complex.current_display_mut().ok_or(CodecError::InvalidInput("complex has no current model"))?;
-        if display.len() != n {
-            return Err(atom_count(n, display.len()));
-        }
-        changes.apply(display)?;
-        self.attributes(complex, out)
     }
 
     /// Appends a transform frame if the placement of `complex` (position, rotation, visible,
