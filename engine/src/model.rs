@@ -696,6 +696,13 @@ impl Complex {
         self.model(self.current_model).expect("a complex has at least one model")
     }
 
+    /// The display state of the current model's topology, mutably (`None` if the complex has
+    /// no such model).
+    pub fn current_display_mut(&mut self) -> Option<&mut DisplayState> {
+        let t = self.models.get(self.current_model)?.topology;
+        self.displays.get_mut(t)
+    }
+
     /// Applies `style` to every topology's display state.
     pub fn set_style(&mut self, style: Style) {
         for (t, d) in self.topologies.iter().zip(self.displays.iter_mut()) {

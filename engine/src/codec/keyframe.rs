@@ -125,9 +125,16 @@ pub fn encode(complex: &Complex, precision: u8, w: &mut Writer) -> Result<Quanti
     Ok(q)
 }
 
+/// `v × 100`, rounded (occupancy and B-factor on the wire); non-finite values become 0.
 #[allow(clippy::cast_possible_truncation)]
-fn hundredths(v: f32) -> i32 {
+pub(crate) fn hundredths(v: f32) -> i32 {
     if v.is_finite() { (v * 100.0).round().clamp(-2e9, 2e9) as i32 } else { 0 }
+}
+
+/// Inverse of [`hundredths`].
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn from_hundredths(v: i32) -> f32 {
+    v as f32 / 100.0
 }
 
 fn sizes(offsets: &[u32]) -> Vec<u32> {
@@ -284,6 +291,11 @@ pub fn decode(
     let visible = r.u8()? != 0;
     let locked = r.u8()? != 0;
     let n = atom_count as usize;
+    // The B-factor column alone takes a width byte per 32 atoms: a short payload cannot make
+    // the per-atom columns below allocate for a huge declared count.
+    if n.div_ceil(32) > payload.len() {
+        return Err(CodecError::Truncated);
+    }
     if r.count(n)? != n {
         return Err(CodecError::Corrupt("keyframe atom count differs from its header"));
     }
@@ -365,8 +377,6 @@ pub fn decode(
         .collect();
     t.atoms.alt_loc = r.rle_column(n)?.into_iter().map(|v| small(v, Some, "alt loc")).collect::<Result<_, _>>()?;
     t.atoms.het = r.rle_column(n)?.into_iter().map(|v| v != 0).collect();
-    #[allow(clippy::cast_precision_loss)]
-    let from_hundredths = |v: i32| v as f32 / 100.0;
     t.atoms.occupancy = r.rle_column(n)?.into_iter().map(|v| from_hundredths(unzigzag(v))).collect();
     t.atoms.b_factor = r.delta_column(n)?.into_iter().map(from_hundredths).collect();
     t.atoms.formal_charge = r

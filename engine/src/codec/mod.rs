@@ -7,14 +7,25 @@
 //! - [`keyframe`]: a whole complex (topology, coordinates, display state).
 //! - [`positions`]: position deltas against the previous frame of a stream, quantized to
 //!   `10^-precision` Å, predicted per 32-atom block, zigzag-coded and bit-packed.
+//! - [`attrs`]: per-atom display attributes (colour, radius, representation, selection,
+//!   labels) as a delta against the frame held: only what changed, sparse or dense per
+//!   attribute (kind 3).
+//! - [`transform`]: the complex's placement, position and rotation (kind 4).
+//! - [`topology`]: atoms, residues, chains and bonds inserted or removed (kind 7).
 //! - [`stream`]: a push/pull decoder over byte chunks ([`stream::FrameReader`]) and the
 //!   per-stream state that applies frames to an [`crate::gpu::AtomInstance`] buffer.
+//!
+//! The byte layouts of kinds 3, 4 and 7 are in the module docs of [`attrs`], [`transform`] and
+//! [`topology`], and in `docs/format/attributes.md`.
 
+pub mod attrs;
 pub mod bits;
 pub mod header;
 pub mod keyframe;
 pub mod positions;
 pub mod stream;
+pub mod topology;
+pub mod transform;
 
 pub use header::{FrameHeader, FrameKind, HEADER_LEN};
 
@@ -79,6 +90,11 @@ pub enum CodecError {
     /// A coordinate too large to quantize at the stream's precision (|x| ≥ 2^28 steps).
     #[error("coordinate {0} Å is out of range at this precision")]
     OutOfRange(f32),
+    /// The sender asked to encode something that does not fit the state it applies to (an
+    /// attribute change of an atom that does not exist, a topology edit that breaks the
+    /// chain → residue → atom nesting, a non-finite transform). Nothing was sent or changed.
+    #[error("cannot encode: {0}")]
+    InvalidInput(&'static str),
 }
 
 /// Limits a decoder enforces before allocating anything.
