@@ -1,0 +1,5 @@
+//! The relay: [`core::RelayCore`], the sans-IO protocol logic, and the QUIC driver that runs it.
+
+pub mod core;
+
+pub use self::core::{InStream, OutStream, Outgoing, PeerId, RelayConfig, RelayCore, RelayEvent, StreamVerdict};
