@@ -3,7 +3,9 @@
 //! Networking for molstream:
 //! - [`framing`]: length-prefixed messages, sans-IO;
 //! - [`proto`]: the versioned control protocol (messages, encoding, limits);
-//! - [`relay`]: the relay's sans-IO core ([`relay::RelayCore`]);
+//! - [`relay`]: the relay's sans-IO core ([`relay::RelayCore`]) and its QUIC driver ([`relay::RelayServer`]);
+//! - [`tls`]: the relay's self-signed identity, fingerprint pinning, transport settings;
+//! - [`conn`]: connecting to a relay, the framed control stream, frame streams;
 //!
 //! The protocol logic is plain code, fed bytes and polled for messages, so it is tested
 //! deterministically and driven by thin async tasks. `net/PROTOCOL.md` documents the wire
@@ -11,9 +13,11 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod conn;
 pub mod framing;
 pub mod proto;
 pub mod relay;
+pub mod tls;
 
 /// ALPN protocol id spoken on molstream QUIC connections.
 pub const ALPN: &[u8] = b"molstream/1";

@@ -339,6 +339,12 @@ impl RelayCore {
         self.forget_peer(peer);
     }
 
+    /// The driver found `peer` breaking the protocol below the message layer (a length above
+    /// the limit, a malformed stream preamble or frame header): the peer is closed.
+    pub fn handle_protocol_error(&mut self, peer: PeerId, reason: String) {
+        self.close(peer, reason);
+    }
+
     /// One framed control message from `peer`.
     pub fn handle_message(&mut self, peer: PeerId, bytes: &Bytes, now: Instant) {
         let Some(state) = self.peers.get(&peer) else { return };

@@ -1,0 +1,406 @@
+//! The QUIC driver of [`RelayCore`]: thin tokio tasks that accept connections, read framed
+//! control messages and codec frame streams into the core, and carry out what it polls out.
+//!
+//! Tasks:
+//! - one accept loop;
+//! - per connection: a control reader, a control writer (bounded queue), a loop accepting
+//!   unidirectional frame streams, and one reader per such stream;
+//! - per outgoing frame stream: a writer with a bounded queue. When it is full the frame is
+//!   dropped and the core is told the user lags (it then gets only the next keyframe), so a slow
+//!   user never grows the relay's memory;
+//! - one core task owning the [`RelayCore`], fed through one bounded channel (which gives
+//!   backpressure to fast senders through QUIC flow control) and woken for its timeouts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use molstream_engine::codec::{FrameHeader, Limits};
+use quinn::{Connection, Endpoint, RecvStream, VarInt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::core::{InStream, OutStream, Outgoing, PeerId, RelayConfig, RelayCore, RelayEvent, StreamVerdict};
+use crate::conn::{self, ConnError};
+use crate::framing::{self, FrameDecoder};
+use crate::proto::{MAX_CONTROL_MESSAGE, MAX_HELLO_MESSAGE, StreamHead};
+use crate::tls::{self, RelayIdentity, TlsError, TransportSettings};
+
+/// Control messages queued for one peer before it is closed as too slow.
+const CONTROL_QUEUE: usize = 4096;
+/// Frames queued per outgoing frame stream before the user is marked lagging.
+const FRAME_QUEUE: usize = 32;
+/// Inputs queued for the core task.
+const INBOX: usize = 1024;
+/// QUIC application error code used when the relay closes a connection.
+const CLOSE_CODE: u32 = 1;
+
+enum Input {
+    Connected { peer: PeerId, conn: Connection, control: mpsc::Sender<ControlCmd> },
+    Message { peer: PeerId, bytes: Bytes },
+    Disconnected { peer: PeerId },
+    ProtocolError { peer: PeerId, reason: String },
+    StreamOpened { peer: PeerId, head: StreamHead, reply: oneshot::Sender<Option<InStream>> },
+    Frame { stream: InStream, header: FrameHeader, bytes: Bytes, reply: Option<oneshot::Sender<StreamVerdict>> },
+    StreamFinished { stream: InStream },
+}
+
+enum ControlCmd {
+    Send(Vec<u8>),
+    Close(String),
+}
+
+struct PeerIo {
+    conn: Connection,
+    control: mpsc::Sender<ControlCmd>,
+    streams: HashMap<OutStream, mpsc::Sender<Bytes>>,
+}
+
+/// Errors starting the relay.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// TLS configuration.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The UDP socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A running relay: a QUIC endpoint and the tasks driving a [`RelayCore`]. Embeddable (the
+/// viewer can run one in-process) and used by the `molstream-relay` binary.
+#[derive(Debug)]
+pub struct RelayServer {
+    endpoint: Endpoint,
+    local_addr: SocketAddr,
+    fingerprint: [u8; 32],
+    accept: JoinHandle<()>,
+    core: JoinHandle<()>,
+}
+
+impl RelayServer {
+    /// Starts listening on `listen` with `identity`. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`RelayError`] if the TLS configuration is refused or the socket cannot be bound.
+    pub fn start(
+        cfg: RelayConfig,
+        identity: &RelayIdentity,
+        listen: SocketAddr,
+        transport: &TransportSettings,
+    ) -> Result<Self, RelayError> {
+        let server_cfg = tls::server_config(identity, transport)?;
+        let endpoint =
+            Endpoint::server(server_cfg, listen).map_err(|source| RelayError::Listen { addr: listen, source })?;
+        let local_addr = endpoint.local_addr().map_err(|source| RelayError::Listen { addr: listen, source })?;
+        let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
+        let limits = cfg.frame_limits;
+        let core = tokio::spawn(run_core(RelayCore::new(cfg), inbox_rx));
+        let accept = tokio::spawn(accept_loop(endpoint.clone(), inbox_tx, limits));
+        tracing::info!(%local_addr, fingerprint = %identity.fingerprint_hex(), "relay listening");
+        Ok(Self { endpoint, local_addr, fingerprint: identity.fingerprint(), accept, core })
+    }
+
+    /// The address the relay listens on (with the real port when 0 was asked for).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// SHA-256 of the relay's certificate.
+    #[must_use]
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    /// Closes every connection and stops the relay.
+    pub async fn shutdown(self) {
+        self.endpoint.close(VarInt::from_u32(0), b"relay shutting down");
+        self.accept.abort();
+        let _ = self.accept.await;
+        self.core.abort();
+        let _ = self.core.await;
+        self.endpoint.wait_idle().await;
+    }
+
+    /// Runs until the endpoint is closed (for the binary).
+    pub async fn wait(self) {
+        let _ = self.accept.await;
+        self.core.abort();
+        let _ = self.core.await;
+    }
+}
+
+async fn accept_loop(endpoint: Endpoint, inbox: mpsc::Sender<Input>, limits: Limits) {
+    let mut next_peer = 1u64;
+    while let Some(incoming) = endpoint.accept().await {
+        let peer = PeerId(next_peer);
+        next_peer += 1;
+        let inbox = inbox.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => serve_connection(peer, conn, inbox, limits).await,
+                Err(e) => tracing::debug!(%remote, error = %e, "handshake failed"),
+            }
+        });
+    }
+}
+
+async fn serve_connection(peer: PeerId, conn: Connection, inbox: mpsc::Sender<Input>, limits: Limits) {
+    tracing::debug!(?peer, remote = %conn.remote_address(), "connected");
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    if inbox.send(Input::Connected { peer, conn: conn.clone(), control: control_tx }).await.is_err() {
+        return;
+    }
+    let (send_tx, send_rx) = oneshot::channel();
+    let writer = tokio::spawn(control_writer(conn.clone(), control_rx, send_rx));
+    let uni = tokio::spawn(accept_frame_streams(peer, conn.clone(), inbox.clone(), limits));
+    let control = async {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(e) => return tracing::debug!(?peer, error = %e, "no control stream"),
+        };
+        let _ = send_tx.send(send);
+        read_control(peer, recv, &inbox).await;
+    };
+    tokio::select! {
+        () = control => {}
+        _ = conn.closed() => {}
+    }
+    let _ = inbox.send(Input::Disconnected { peer }).await;
+    uni.abort();
+    // The writer ends when the core drops its queue (after `Disconnected`).
+    let _ = writer.await;
+}
+
+async fn read_control(peer: PeerId, mut recv: RecvStream, inbox: &mpsc::Sender<Input>) {
+    // Before the handshake only a small `Hello` is accepted.
+    let mut decoder = FrameDecoder::new(MAX_HELLO_MESSAGE);
+    let mut first = true;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let Ok(Some(n)) = recv.read(&mut buf).await else { return };
+        decoder.push_bytes(&buf[..n]);
+        loop {
+            match decoder.try_next() {
+                Ok(Some(m)) => {
+                    if inbox.send(Input::Message { peer, bytes: Bytes::from(m) }).await.is_err() {
+                        return;
+                    }
+                    if first {
+                        first = false;
+                        decoder.set_max_message(MAX_CONTROL_MESSAGE);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = inbox.send(Input::ProtocolError { peer, reason: format!("control stream: {e}") }).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn control_writer(
+    conn: Connection,
+    mut rx: mpsc::Receiver<ControlCmd>,
+    send: oneshot::Receiver<quinn::SendStream>,
+) {
+    let close = |conn: &Connection, reason: &str| conn.close(VarInt::from_u32(CLOSE_CODE), reason.as_bytes());
+    // Until the peer opens its control stream only a close can be queued (a handshake timeout).
+    let mut send = tokio::select! {
+        s = send => match s {
+            Ok(s) => s,
+            Err(_) => return,
+        },
+        cmd = rx.recv() => {
+            if let Some(ControlCmd::Close(reason)) = cmd {
+                close(&conn, &reason);
+            }
+            return;
+        }
+    };
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            ControlCmd::Send(bytes) => {
+                if send.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            ControlCmd::Close(reason) => {
+                // Let the peer read what was queued (e.g. `Refused`) before the close.
+                let _ = send.finish();
+                let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
+                close(&conn, &reason);
+                return;
+            }
+        }
+    }
+    let _ = send.finish();
+}
+
+async fn accept_frame_streams(peer: PeerId, conn: Connection, inbox: mpsc::Sender<Input>, limits: Limits) {
+    while let Ok(recv) = conn.accept_uni().await {
+        tokio::spawn(read_frame_stream(peer, recv, inbox.clone(), limits));
+    }
+}
+
+async fn read_frame_stream(peer: PeerId, mut recv: RecvStream, inbox: mpsc::Sender<Input>, limits: Limits) {
+    let head = match conn::read_head(&mut recv).await {
+        Ok(h) => h,
+        Err(ConnError::Read(_) | ConnError::ClosedByRelay(_) | ConnError::Connection(_)) => return,
+        Err(e) => {
+            let _ = inbox.send(Input::ProtocolError { peer, reason: format!("stream preamble: {e}") }).await;
+            return;
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    if inbox.send(Input::StreamOpened { peer, head, reply }).await.is_err() {
+        return;
+    }
+    let Ok(Some(stream)) = answer.await else {
+        let _ = recv.stop(VarInt::from_u32(CLOSE_CODE));
+        return;
+    };
+    let mut count = 0u64;
+    loop {
+        match conn::read_frame(&mut recv, &limits).await {
+            Ok(Some((header, bytes))) => {
+                count += 1;
+                // Ask the core every 64 frames whether the stream is still wanted.
+                let (reply, verdict) = if count.is_multiple_of(64) {
+                    let (t, r) = oneshot::channel();
+                    (Some(t), Some(r))
+                } else {
+                    (None, None)
+                };
+                if inbox.send(Input::Frame { stream, header, bytes, reply }).await.is_err() {
+                    return;
+                }
+                if let Some(v) = verdict
+                    && matches!(v.await, Ok(StreamVerdict::Stop) | Err(_))
+                {
+                    let _ = recv.stop(VarInt::from_u32(CLOSE_CODE));
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e @ (ConnError::Codec(_) | ConnError::FinishedEarly)) => {
+                let _ = inbox.send(Input::ProtocolError { peer, reason: format!("frame stream: {e}") }).await;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = inbox.send(Input::StreamFinished { stream }).await;
+}
+
+async fn run_core(mut core: RelayCore, mut inbox: mpsc::Receiver<Input>) {
+    let mut peers: HashMap<PeerId, PeerIo> = HashMap::new();
+    loop {
+        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+        let input = tokio::select! {
+            i = inbox.recv() => i,
+            () = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                core.handle_timeout(Instant::now());
+                dispatch(&mut core, &mut peers);
+                continue;
+            }
+        };
+        let Some(input) = input else { return };
+        let now = Instant::now();
+        match input {
+            Input::Connected { peer, conn, control } => {
+                peers.insert(peer, PeerIo { conn, control, streams: HashMap::new() });
+                core.handle_connected(peer, now);
+            }
+            Input::Message { peer, bytes } => core.handle_message(peer, &bytes, now),
+            Input::Disconnected { peer } => {
+                core.handle_disconnected(peer, now);
+                peers.remove(&peer);
+            }
+            Input::ProtocolError { peer, reason } => core.handle_protocol_error(peer, reason),
+            Input::StreamOpened { peer, head, reply } => {
+                let _ = reply.send(core.handle_stream_opened(peer, head, now));
+            }
+            Input::Frame { stream, header, bytes, reply } => {
+                let verdict = core.handle_frame(stream, &header, &bytes);
+                if let Some(r) = reply {
+                    let _ = r.send(verdict);
+                }
+            }
+            Input::StreamFinished { stream } => core.handle_stream_finished(stream),
+        }
+        dispatch(&mut core, &mut peers);
+    }
+}
+
+fn dispatch(core: &mut RelayCore, peers: &mut HashMap<PeerId, PeerIo>) {
+    while let Some((peer, out)) = core.poll_transmit() {
+        let Some(io) = peers.get_mut(&peer) else { continue };
+        match out {
+            Outgoing::Message(msg) => {
+                let mut bytes = Vec::new();
+                if framing::encode(&msg.encode(), &mut bytes).is_err() {
+                    continue;
+                }
+                if let Err(mpsc::error::TrySendError::Full(_)) = io.control.try_send(ControlCmd::Send(bytes)) {
+                    core.handle_protocol_error(peer, "too slow: control queue full".into());
+                }
+            }
+            Outgoing::OpenStream { stream, head } => {
+                let (tx, rx) = mpsc::channel(FRAME_QUEUE);
+                io.streams.insert(stream, tx);
+                tokio::spawn(frame_writer(io.conn.clone(), head, rx));
+            }
+            Outgoing::Frame { stream, bytes } => {
+                let Some(tx) = io.streams.get(&stream) else { continue };
+                if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(bytes) {
+                    core.handle_lagging(peer, stream);
+                }
+            }
+            Outgoing::FinishStream { stream } => {
+                io.streams.remove(&stream);
+            }
+            Outgoing::Close { reason } => {
+                if let Some(io) = peers.remove(&peer)
+                    && io.control.try_send(ControlCmd::Close(reason.clone())).is_err()
+                {
+                    io.conn.close(VarInt::from_u32(CLOSE_CODE), reason.as_bytes());
+                }
+            }
+        }
+    }
+    while let Some(event) = core.poll_event() {
+        match event {
+            RelayEvent::Closed { peer, reason } => tracing::info!(?peer, %reason, "peer closed"),
+            other => tracing::debug!(?other, "relay event"),
+        }
+    }
+}
+
+async fn frame_writer(conn: Connection, head: StreamHead, mut rx: mpsc::Receiver<Bytes>) {
+    let Ok(mut send) = conn.open_uni().await else { return };
+    if conn::write_head(&mut send, &head).await.is_err() {
+        return;
+    }
+    while let Some(frame) = rx.recv().await {
+        if send.write_chunk(frame).await.is_err() {
+            return;
+        }
+    }
+    let _ = send.finish();
+}
