@@ -215,19 +215,32 @@ async fn control_writer(
     send: oneshot::Receiver<quinn::SendStream>,
 ) {
     let close = |conn: &Connection, reason: &str| conn.close(VarInt::from_u32(CLOSE_CODE), reason.as_bytes());
-    // Until the peer opens its control stream only a close can be queued (a handshake timeout).
-    let mut send = tokio::select! {
-        s = send => match s {
-            Ok(s) => s,
-            Err(_) => return,
-        },
-        cmd = rx.recv() => {
-            if let Some(ControlCmd::Close(reason)) = cmd {
-                close(&conn, &reason);
-            }
-            return;
+    // Until the peer's control stream is known, queue what comes (only a close for a
+    // handshake timeout, in practice); the stream wins a tie so nothing is reordered.
+    let mut pending = Vec::new();
+    let mut send_rx = send;
+    let mut send = loop {
+        tokio::select! {
+            biased;
+            s = &mut send_rx => match s {
+                Ok(s) => break s,
+                Err(_) => return,
+            },
+            cmd = rx.recv() => match cmd {
+                Some(ControlCmd::Send(bytes)) => pending.push(bytes),
+                Some(ControlCmd::Close(reason)) => {
+                    close(&conn, &reason);
+                    return;
+                }
+                None => return,
+            },
         }
     };
+    for bytes in pending {
+        if send.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
     while let Some(cmd) = rx.recv().await {
         match cmd {
             ControlCmd::Send(bytes) => {
