@@ -126,11 +126,24 @@ pub async fn connect(
     Ok(conn)
 }
 
-/// The framed control stream of a peer: typed messages both ways.
+/// The framed control stream of a peer: typed messages both ways. [`Control::split`] gives
+/// the two halves to separate tasks.
 #[derive(Debug)]
 pub struct Control {
-    conn: Connection,
+    tx: ControlSender,
+    rx: ControlReceiver,
+}
+
+/// The sending half of a [`Control`] stream.
+#[derive(Debug)]
+pub struct ControlSender {
     send: SendStream,
+}
+
+/// The receiving half of a [`Control`] stream.
+#[derive(Debug)]
+pub struct ControlReceiver {
+    conn: Connection,
     recv: RecvStream,
     decoder: FrameDecoder,
     buf: Vec<u8>,
@@ -144,14 +157,64 @@ impl Control {
     pub async fn open(conn: &Connection) -> Result<Self, ConnError> {
         let (send, recv) = conn.open_bi().await.map_err(closed)?;
         Ok(Self {
-            conn: conn.clone(),
-            send,
-            recv,
-            decoder: FrameDecoder::new(MAX_CONTROL_MESSAGE),
-            buf: vec![0; 64 * 1024],
+            tx: ControlSender { send },
+            rx: ControlReceiver {
+                conn: conn.clone(),
+                recv,
+                decoder: FrameDecoder::new(MAX_CONTROL_MESSAGE),
+                buf: vec![0; 64 * 1024],
+            },
         })
     }
 
+    /// The two halves, for a writer task and a reader task.
+    #[must_use]
+    pub fn split(self) -> (ControlSender, ControlReceiver) {
+        (self.tx, self.rx)
+    }
+
+    /// Sends one message.
+    ///
+    /// # Errors
+    /// A write error (the relay's close reason when it closed the connection).
+    pub async fn send(&mut self, msg: &PeerMsg) -> Result<(), ConnError> {
+        self.tx.send(msg).await
+    }
+
+    /// Writes raw bytes on the control stream (tests use it to send malformed messages).
+    ///
+    /// # Errors
+    /// A write error.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
+        self.tx.send_raw(bytes).await
+    }
+
+    /// Receives the next message.
+    ///
+    /// # Errors
+    /// See [`ControlReceiver::recv`].
+    pub async fn recv(&mut self) -> Result<RelayMsg, ConnError> {
+        self.rx.recv().await
+    }
+
+    /// Sends `Hello` with `role` and waits for `Welcome`. Returns the user id given to a
+    /// session client (`None` for a plugin host).
+    ///
+    /// # Errors
+    /// [`ConnError::Refused`] with the relay's reason (e.g. `wrong plugin key`).
+    pub async fn handshake(&mut self, role: Role) -> Result<Option<UserId>, ConnError> {
+        self.send(&PeerMsg::Hello { version: PROTOCOL_VERSION, role }).await?;
+        match self.recv().await {
+            Ok(RelayMsg::Welcome { user, .. }) => Ok(user),
+            Ok(RelayMsg::Refused { reason }) => Err(ConnError::Refused(reason)),
+            Ok(_) => Err(ConnError::Unexpected("message")),
+            Err(ConnError::ClosedByRelay(reason)) => Err(ConnError::Refused(reason)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl ControlSender {
     /// Sends one message.
     ///
     /// # Errors
@@ -162,14 +225,16 @@ impl Control {
         self.send_raw(&out).await
     }
 
-    /// Writes raw bytes on the control stream (tests use it to send malformed messages).
+    /// Writes raw bytes.
     ///
     /// # Errors
     /// A write error.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
         self.send.write_all(bytes).await.map_err(write_err)
     }
+}
 
+impl ControlReceiver {
     /// Receives the next message.
     ///
     /// # Errors
@@ -192,22 +257,6 @@ impl Control {
                     };
                 }
             }
-        }
-    }
-
-    /// Sends `Hello` with `role` and waits for `Welcome`. Returns the user id given to a
-    /// session client (`None` for a plugin host).
-    ///
-    /// # Errors
-    /// [`ConnError::Refused`] with the relay's reason (e.g. `wrong plugin key`).
-    pub async fn handshake(&mut self, role: Role) -> Result<Option<UserId>, ConnError> {
-        self.send(&PeerMsg::Hello { version: PROTOCOL_VERSION, role }).await?;
-        match self.recv().await {
-            Ok(RelayMsg::Welcome { user, .. }) => Ok(user),
-            Ok(RelayMsg::Refused { reason }) => Err(ConnError::Refused(reason)),
-            Ok(_) => Err(ConnError::Unexpected("message")),
-            Err(ConnError::ClosedByRelay(reason)) => Err(ConnError::Refused(reason)),
-            Err(e) => Err(e),
         }
     }
 }

@@ -6,6 +6,9 @@
 //! - [`relay`]: the relay's sans-IO core ([`relay::RelayCore`]) and its QUIC driver ([`relay::RelayServer`]);
 //! - [`tls`]: the relay's self-signed identity, fingerprint pinning, transport settings;
 //! - [`conn`]: connecting to a relay, the framed control stream, frame streams;
+//! - [`api`]: the plugin API bodies carried between instances and sessions;
+//! - [`host`]: the plugin host SDK ([`host::Plugin`], [`host::PluginHost`]);
+//! - [`client`]: the session client ([`client::SessionClient`]);
 //!
 //! The protocol logic is plain code, fed bytes and polled for messages, so it is tested
 //! deterministically and driven by thin async tasks. `net/PROTOCOL.md` documents the wire
@@ -13,8 +16,11 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod api;
+pub mod client;
 pub mod conn;
 pub mod framing;
+pub mod host;
 pub mod proto;
 pub mod relay;
 pub mod tls;

@@ -93,21 +93,34 @@ impl RelayIdentity {
         Ok((Self { cert: ck.cert.der().clone(), key }, cert_pem, key_pem))
     }
 
+    /// Loads the identity stored in `dir`, `None` if there is none.
+    ///
+    /// # Errors
+    /// Unparsable files.
+    pub fn load(dir: &Path) -> Result<Option<Self>, TlsError> {
+        let cert_path = dir.join(CERT_FILE);
+        let key_path = dir.join(KEY_FILE);
+        if !(cert_path.exists() && key_path.exists()) {
+            return Ok(None);
+        }
+        let cert = CertificateDer::from_pem_file(&cert_path)
+            .map_err(|e| TlsError::Pem { path: cert_path.clone(), detail: e.to_string() })?;
+        let key = PrivateKeyDer::from_pem_file(&key_path)
+            .map_err(|e| TlsError::Pem { path: key_path.clone(), detail: e.to_string() })?;
+        Ok(Some(Self { cert, key }))
+    }
+
     /// Loads the identity from `dir`, or creates it there on first start (the key file gets
     /// mode 0600). Returns the identity and whether it was created.
     ///
     /// # Errors
     /// I/O errors, unparsable files, or generation failure.
     pub fn load_or_create(dir: &Path) -> Result<(Self, bool), TlsError> {
+        if let Some(identity) = Self::load(dir)? {
+            return Ok((identity, false));
+        }
         let cert_path = dir.join(CERT_FILE);
         let key_path = dir.join(KEY_FILE);
-        if cert_path.exists() && key_path.exists() {
-            let cert = CertificateDer::from_pem_file(&cert_path)
-                .map_err(|e| TlsError::Pem { path: cert_path.clone(), detail: e.to_string() })?;
-            let key = PrivateKeyDer::from_pem_file(&key_path)
-                .map_err(|e| TlsError::Pem { path: key_path.clone(), detail: e.to_string() })?;
-            return Ok((Self { cert, key }, false));
-        }
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let (identity, cert_pem, key_pem) = Self::generate()?;
         write_private(&key_path, key_pem.as_bytes())?;

@@ -139,11 +139,14 @@ impl RelayServer {
 
 async fn accept_loop(endpoint: Endpoint, inbox: mpsc::Sender<Input>, limits: Limits) {
     let mut next_peer = 1u64;
+    // Dropping the set (when this task is aborted at shutdown) aborts every connection task.
+    let mut connections = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
+        while connections.try_join_next().is_some() {}
         let peer = PeerId(next_peer);
         next_peer += 1;
         let inbox = inbox.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => serve_connection(peer, conn, inbox, limits).await,
