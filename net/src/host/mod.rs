@@ -308,6 +308,77 @@ impl HostConfig {
     }
 }
 
+/// The flags every plugin binary shares, after the reference plugin workflow: relay address,
+/// key, certificate pin, `--insecure-local`, a name override and verbosity. Use
+/// `HostArgs::parse()` or `#[command(flatten)]` it into your own flags.
+#[derive(Debug, Clone, clap::Parser)]
+pub struct HostArgs {
+    /// Relay address (host:port).
+    #[arg(long, env = "MOLSTREAM_RELAY", default_value = DEFAULT_RELAY)]
+    pub relay: String,
+    /// The relay's plugin key: a literal or the path of a file holding it
+    /// [default: the relay's `plugin-key` file in the local config directory].
+    #[arg(long, env = "MOLSTREAM_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// SHA-256 fingerprint of the relay's certificate, as the relay prints it.
+    #[arg(long, env = "MOLSTREAM_RELAY_CERT_SHA256")]
+    pub relay_cert_sha256: Option<String>,
+    /// Accept any relay certificate (loopback relays only; development).
+    #[arg(long)]
+    pub insecure_local: bool,
+    /// Show the plugin under this name instead of its own.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// This host's name in the plugin's identity [default: $HOSTNAME or localhost].
+    #[arg(long, env = "MOLSTREAM_HOST_NAME")]
+    pub host_name: Option<String>,
+    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl HostArgs {
+    /// The host configuration these flags describe.
+    ///
+    /// # Errors
+    /// [`HostError::Config`] for an unresolvable relay or no way to trust it.
+    pub fn config(&self) -> Result<HostConfig, HostError> {
+        let relay = resolve_addr(&self.relay)?;
+        let key = match &self.key {
+            Some(k) => tls::resolve_key(k)?,
+            None => tls::resolve_key(&tls::default_config_dir().join("plugin-key").to_string_lossy())?,
+        };
+        let trust = trust_from(self.relay_cert_sha256.as_deref(), self.insecure_local, relay)?;
+        let mut cfg = HostConfig::new(relay, trust, key);
+        if let Some(h) = &self.host_name {
+            cfg.host_name.clone_from(h);
+        }
+        Ok(cfg)
+    }
+
+    /// `meta` with the `--name` override applied.
+    #[must_use]
+    pub fn meta(&self, mut meta: PluginMeta) -> PluginMeta {
+        if let Some(n) = &self.name {
+            meta.name.clone_from(n);
+        }
+        meta
+    }
+
+    /// Logs to stderr at the `-v` level (`RUST_LOG` overrides). Does nothing if a subscriber
+    /// is already installed.
+    pub fn init_logging(&self) {
+        let level = match self.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("molstream_net={level},warn")));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    }
+}
+
 /// Resolves `host:port` to one socket address.
 ///
 /// # Errors
@@ -694,5 +765,52 @@ fn deliver(running: &mut HashMap<InstanceId, RunningInstance>, core: &mut HostCo
             instance,
             Some(format!("more than {INSTANCE_QUEUE} requests pending: instance not responding")),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn host_flags_make_a_config() {
+        let pin = "ab".repeat(32);
+        let args = HostArgs::try_parse_from([
+            "plugin",
+            "--relay",
+            "127.0.0.1:5000",
+            "--key",
+            "k3y",
+            "--relay-cert-sha256",
+            &pin,
+            "--name",
+            "Renamed",
+            "--host-name",
+            "lab-7",
+            "-vv",
+        ])
+        .unwrap();
+        let cfg = args.config().unwrap();
+        assert_eq!(cfg.relay, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(cfg.key, "k3y");
+        assert_eq!(cfg.trust, Trust::Pinned([0xab; 32]));
+        assert_eq!(cfg.host_name, "lab-7");
+        assert_eq!(args.verbose, 2);
+        let meta = args.meta(PluginMeta { name: "Original".into(), ..PluginMeta::default() });
+        assert_eq!(meta.name, "Renamed");
+    }
+
+    #[test]
+    fn a_remote_relay_needs_a_pin() {
+        let args = HostArgs::try_parse_from(["plugin", "--relay", "192.0.2.1:4433", "--key", "k"]).unwrap();
+        assert!(matches!(args.config(), Err(HostError::Config(m)) if m.contains("--relay-cert-sha256")));
+        let args = HostArgs::try_parse_from(["plugin", "--relay", "192.0.2.1:4433", "--key", "k", "--insecure-local"])
+            .unwrap();
+        // Accepted as configuration; connecting is refused later (loopback only).
+        assert_eq!(args.config().unwrap().trust, Trust::InsecureLocal);
+        let bad = HostArgs::try_parse_from(["plugin", "--relay-cert-sha256", "xyz", "--key", "k"]).unwrap();
+        assert!(bad.config().is_err());
     }
 }
