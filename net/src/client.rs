@@ -21,13 +21,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use molstream_engine::codec::{FrameHeader, Limits};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::api::{Level, ToPlugin, ToSession};
 use crate::conn::{self, ConnError, Control};
 use crate::proto::{
-    InstanceId, InstanceInfo, PeerMsg, PluginId, PluginInfo, RelayMsg, Role, Scope, StopReason, User, UserId,
+    InstanceId, InstanceInfo, PeerMsg, PluginId, PluginInfo, RelayMsg, Role, Scope, StopReason, StreamHead, User,
+    UserId,
 };
 use crate::tls::{TransportSettings, Trust};
 
@@ -172,6 +174,25 @@ impl ClientCore {
                 (None, None)
             }
         }
+    }
+}
+
+/// A stream of codec frames from one channel of an instance.
+#[derive(Debug)]
+pub struct FrameStream {
+    /// Which instance and channel.
+    pub head: StreamHead,
+    recv: quinn::RecvStream,
+}
+
+impl FrameStream {
+    /// The next frame (header and payload as sent), `None` when the channel ended. The header
+    /// is checked against `limits` before the payload is read.
+    ///
+    /// # Errors
+    /// A header that does not parse, a stream that ends inside a frame, read errors.
+    pub async fn next(&mut self, limits: &Limits) -> Result<Option<(FrameHeader, Bytes)>, ConnError> {
+        conn::read_frame(&mut self.recv, limits).await
     }
 }
 
@@ -389,6 +410,25 @@ impl SessionClient {
     /// [`ClientError::Disconnected`].
     pub async fn send_to_instance(&self, instance: InstanceId, body: Bytes) -> Result<(), ClientError> {
         self.send(PeerMsg::ToInstance { instance, body }).await
+    }
+
+    /// Waits for the next frame stream an instance of the room opens to this user (live, or
+    /// replayed on joining).
+    ///
+    /// # Errors
+    /// Connection errors, a malformed preamble.
+    pub async fn accept_frames(&self) -> Result<FrameStream, ConnError> {
+        let mut recv = self.conn.accept_uni().await.map_err(ConnError::Connection)?;
+        let head = conn::read_head(&mut recv).await?;
+        Ok(FrameStream { head, recv })
+    }
+
+    /// Asks for a keyframe on a frame channel after losing sync.
+    ///
+    /// # Errors
+    /// [`ClientError::Disconnected`].
+    pub async fn keyframe_wanted(&self, instance: InstanceId, channel: u32) -> Result<(), ClientError> {
+        self.send(PeerMsg::KeyframeWanted { instance, channel }).await
     }
 
     /// The QUIC connection (frame streams arrive on it as unidirectional streams).

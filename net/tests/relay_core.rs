@@ -756,11 +756,22 @@ fn lagging_users_skip_deltas_until_the_next_keyframe() {
     h.core.handle_frame(s, &kh, &kb);
     h.pump();
     let Some(Outgoing::OpenStream { stream: slow_stream, .. }) = h.take(slow).into_iter().next() else { panic!() };
+    let Some(Outgoing::OpenStream { stream: a_stream, .. }) = h.take(a).into_iter().next() else { panic!() };
     h.out.clear();
     h.core.handle_lagging(slow, slow_stream);
     h.core.handle_lagging(slow, slow_stream);
     h.pump();
+    // No keyframe is asked for while the slow user's queue is still full...
+    assert!(h.msgs(host).is_empty());
+    // ...only once it drained, and once.
+    h.core.handle_drained(slow, slow_stream);
+    h.core.handle_drained(slow, slow_stream);
+    h.pump();
     assert_eq!(h.msgs(host), vec![RelayMsg::SendKeyframe { instance: inst, channel: 0 }]);
+    // A drained user that is not waiting asks for nothing.
+    h.core.handle_drained(a, a_stream);
+    h.pump();
+    assert!(h.msgs(host).is_empty());
     let (dh, db) = frame(FrameKind::PositionDelta, 1, 0, b"d1");
     h.core.handle_frame(s, &dh, &db);
     let (kh, kb) = frame(FrameKind::Keyframe, 2, 2, b"key2");

@@ -63,6 +63,9 @@ pub struct RelayConfig {
     /// Bytes of deltas kept after a channel's keyframe for late joiners; above it the chain
     /// is dropped and the instance is asked for a new keyframe.
     pub max_delta_chain_bytes: usize,
+    /// Bytes of frames queued for one user on one channel before deltas are dropped for that
+    /// user (it then waits for a keyframe); a keyframe is always queued, replacing the queue.
+    pub max_queued_frame_bytes: usize,
     /// Limits checked on every codec frame header.
     pub frame_limits: Limits,
 }
@@ -79,6 +82,7 @@ impl Default for RelayConfig {
             max_channels_per_instance: 256,
             max_retained_bytes_per_room: 64 << 20,
             max_delta_chain_bytes: 16 << 20,
+            max_queued_frame_bytes: 16 << 20,
             frame_limits: Limits { max_payload: 256 << 20, max_atoms: 50_000_000, max_string: 1 << 16 },
         }
     }
@@ -102,6 +106,9 @@ pub enum Outgoing {
         stream: OutStream,
         /// The frame bytes.
         bytes: Bytes,
+        /// A keyframe: it supersedes every frame queued before it on the stream, so the driver
+        /// may drop those not yet written (latest wins) and must never drop it.
+        key: bool,
     },
     /// Finish a stream (its channel ended or its instance stopped).
     FinishStream {
@@ -474,7 +481,7 @@ impl RelayCore {
             let Some(key) = ch.keyframe.clone() else { continue };
             self.next_stream += 1;
             ch.out.insert(peer, stream);
-            let mut frames = vec![key];
+            let mut frames = vec![(key, true)];
             if ch.chain_broken {
                 ch.waiting.insert(peer);
                 if !ch.keyframe_requested {
@@ -482,12 +489,12 @@ impl RelayCore {
                     want_keyframe.push(channel);
                 }
             } else {
-                frames.extend(ch.chain.iter().cloned());
+                frames.extend(ch.chain.iter().map(|b| (b.clone(), false)));
             }
             self.transmits
                 .push_back((peer, Outgoing::OpenStream { stream, head: StreamHead::Frames { instance, channel } }));
-            for bytes in frames {
-                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes }));
+            for (bytes, key) in frames {
+                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, key }));
             }
         }
         for channel in want_keyframe {
@@ -828,7 +835,7 @@ impl RelayCore {
                     s
                 }
             };
-            sends.push((peer, Outgoing::Frame { stream, bytes: bytes.clone() }));
+            sends.push((peer, Outgoing::Frame { stream, bytes: bytes.clone(), key: is_key }));
         }
         self.transmits.extend(sends);
         StreamVerdict::Continue
@@ -843,19 +850,32 @@ impl RelayCore {
         }
     }
 
-    /// The driver could not keep up sending `stream` to `peer` (its queue was full) and dropped
-    /// frames: that user now needs a keyframe. Until it arrives, the user gets no more deltas of
-    /// the channel, so memory for a slow user stays bounded.
+    /// The driver could not keep up sending `stream` to `peer` (its queue was over
+    /// [`RelayConfig::max_queued_frame_bytes`]) and dropped a delta: that user now needs a
+    /// keyframe. Until one arrives it gets no more deltas of the channel, so memory for a slow
+    /// user stays bounded. The keyframe is asked for only once its queue has drained
+    /// ([`RelayCore::handle_drained`]): a user that stopped reading never makes the plugin
+    /// send keyframes to the whole room.
     pub fn handle_lagging(&mut self, peer: PeerId, stream: OutStream) {
-        let found = self.instances.iter_mut().find_map(|(id, inst)| {
-            inst.channels.iter_mut().find(|(_, ch)| ch.out.get(&peer) == Some(&stream)).map(|(c, ch)| (*id, *c, ch))
-        });
-        let Some((instance, channel, ch)) = found else { return };
-        ch.waiting.insert(peer);
-        if !ch.keyframe_requested {
+        if let Some((_, _, ch)) = self.channel_of(peer, stream) {
+            ch.waiting.insert(peer);
+        }
+    }
+
+    /// The driver wrote everything queued on `stream` to `peer`. If that user is waiting for a
+    /// keyframe, the instance is asked for one (once per channel until it arrives).
+    pub fn handle_drained(&mut self, peer: PeerId, stream: OutStream) {
+        let Some((instance, channel, ch)) = self.channel_of(peer, stream) else { return };
+        if ch.waiting.contains(&peer) && !ch.keyframe_requested {
             ch.keyframe_requested = true;
             self.request_keyframe(instance, channel);
         }
+    }
+
+    fn channel_of(&mut self, peer: PeerId, stream: OutStream) -> Option<(InstanceId, u32, &mut Channel)> {
+        self.instances.iter_mut().find_map(|(id, inst)| {
+            inst.channels.iter_mut().find(|(_, ch)| ch.out.get(&peer) == Some(&stream)).map(|(c, ch)| (*id, *c, ch))
+        })
     }
 
     fn request_keyframe(&mut self, instance: InstanceId, channel: u32) {

@@ -5,14 +5,16 @@
 //! - one accept loop;
 //! - per connection: a control reader, a control writer (bounded queue), a loop accepting
 //!   unidirectional frame streams, and one reader per such stream;
-//! - per outgoing frame stream: a writer with a bounded queue. When it is full the frame is
-//!   dropped and the core is told the user lags (it then gets only the next keyframe), so a slow
-//!   user never grows the relay's memory;
+//! - per outgoing frame stream: a writer draining a [`FrameQueue`] bounded in bytes. A delta
+//!   that does not fit is dropped and the core told the user lags (it then gets only the next
+//!   keyframe, asked for once the queue drained); a keyframe replaces what was not written yet.
+//!   A slow user never grows the relay's memory beyond the bound and one keyframe per channel;
 //! - one core task owning the [`RelayCore`], fed through one bounded channel (which gives
 //!   backpressure to fast senders through QUIC flow control) and woken for its timeouts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,8 +31,6 @@ use crate::tls::{self, RelayIdentity, TlsError, TransportSettings};
 
 /// Control messages queued for one peer before it is closed as too slow.
 const CONTROL_QUEUE: usize = 4096;
-/// Frames queued per outgoing frame stream before the user is marked lagging.
-const FRAME_QUEUE: usize = 32;
 /// Inputs queued for the core task.
 const INBOX: usize = 1024;
 /// QUIC application error code used when the relay closes a connection.
@@ -44,6 +44,7 @@ enum Input {
     StreamOpened { peer: PeerId, head: StreamHead, reply: oneshot::Sender<Option<InStream>> },
     Frame { stream: InStream, header: FrameHeader, bytes: Bytes, reply: Option<oneshot::Sender<StreamVerdict>> },
     StreamFinished { stream: InStream },
+    Drained { peer: PeerId, stream: OutStream },
 }
 
 enum ControlCmd {
@@ -54,7 +55,76 @@ enum ControlCmd {
 struct PeerIo {
     conn: Connection,
     control: mpsc::Sender<ControlCmd>,
-    streams: HashMap<OutStream, mpsc::Sender<Bytes>>,
+    streams: HashMap<OutStream, Arc<FrameQueue>>,
+}
+
+/// The frames waiting to be written on one outgoing frame stream, shared by the core task
+/// (which pushes without ever waiting) and the stream's writer task.
+///
+/// - A delta is queued while the queue holds less than its byte bound; otherwise it is dropped
+///   and the user marked lagging (the core then sends it nothing but the next keyframe).
+/// - A keyframe always goes in and replaces whatever was not written yet: nothing before a
+///   keyframe is needed to decode what follows it (latest wins).
+/// - When the writer empties the queue of a lagging user it reports `Drained` once, and the
+///   core asks the instance for a keyframe.
+#[derive(Debug)]
+struct FrameQueue {
+    state: std::sync::Mutex<QueueState>,
+    wake: tokio::sync::Notify,
+    max_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    lagging: bool,
+    drained_reported: bool,
+    closed: bool,
+    /// Frames dropped for this user (deltas over the bound, and unsent frames a keyframe
+    /// superseded).
+    coalesced: u64,
+}
+
+impl FrameQueue {
+    fn new(max_bytes: usize) -> Self {
+        Self { state: std::sync::Mutex::new(QueueState::default()), wake: tokio::sync::Notify::new(), max_bytes }
+    }
+
+    /// Queues a frame; `false` when a delta was dropped because the user lags.
+    fn push(&self, bytes: Bytes, key: bool) -> bool {
+        let Ok(mut st) = self.state.lock() else { return false };
+        let accepted = if key {
+            st.coalesced += st.frames.len() as u64;
+            st.frames.clear();
+            st.bytes = 0;
+            st.lagging = false;
+            true
+        } else if st.lagging || (!st.frames.is_empty() && st.bytes + bytes.len() > self.max_bytes) {
+            st.coalesced += 1;
+            if !st.lagging {
+                st.lagging = true;
+                st.drained_reported = false;
+            }
+            false
+        } else {
+            true
+        };
+        if accepted {
+            st.bytes += bytes.len();
+            st.frames.push_back(bytes);
+        }
+        drop(st);
+        self.wake.notify_one();
+        accepted
+    }
+
+    fn close(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.closed = true;
+        }
+        self.wake.notify_one();
+    }
 }
 
 /// Errors starting the relay.
@@ -101,7 +171,7 @@ impl RelayServer {
         let local_addr = endpoint.local_addr().map_err(|source| RelayError::Listen { addr: listen, source })?;
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
         let limits = cfg.frame_limits;
-        let core = tokio::spawn(run_core(RelayCore::new(cfg), inbox_rx));
+        let core = tokio::spawn(run_core(RelayCore::new(cfg), inbox_rx, inbox_tx.downgrade()));
         let accept = tokio::spawn(accept_loop(endpoint.clone(), inbox_tx, limits));
         tracing::info!(%local_addr, fingerprint = %identity.fingerprint_hex(), "relay listening");
         Ok(Self { endpoint, local_addr, fingerprint: identity.fingerprint(), accept, core })
@@ -319,7 +389,7 @@ async fn read_frame_stream(peer: PeerId, mut recv: RecvStream, inbox: mpsc::Send
     let _ = inbox.send(Input::StreamFinished { stream }).await;
 }
 
-async fn run_core(mut core: RelayCore, mut inbox: mpsc::Receiver<Input>) {
+async fn run_core(mut core: RelayCore, mut inbox: mpsc::Receiver<Input>, weak: mpsc::WeakSender<Input>) {
     let mut peers: HashMap<PeerId, PeerIo> = HashMap::new();
     loop {
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
@@ -332,7 +402,7 @@ async fn run_core(mut core: RelayCore, mut inbox: mpsc::Receiver<Input>) {
                 }
             } => {
                 core.handle_timeout(Instant::now());
-                dispatch(&mut core, &mut peers);
+                dispatch(&mut core, &mut peers, &weak);
                 continue;
             }
         };
@@ -359,12 +429,14 @@ async fn run_core(mut core: RelayCore, mut inbox: mpsc::Receiver<Input>) {
                 }
             }
             Input::StreamFinished { stream } => core.handle_stream_finished(stream),
+            Input::Drained { peer, stream } => core.handle_drained(peer, stream),
         }
-        dispatch(&mut core, &mut peers);
+        dispatch(&mut core, &mut peers, &weak);
     }
 }
 
-fn dispatch(core: &mut RelayCore, peers: &mut HashMap<PeerId, PeerIo>) {
+fn dispatch(core: &mut RelayCore, peers: &mut HashMap<PeerId, PeerIo>, inbox: &mpsc::WeakSender<Input>) {
+    let max_queued = core.config().max_queued_frame_bytes;
     while let Some((peer, out)) = core.poll_transmit() {
         let Some(io) = peers.get_mut(&peer) else { continue };
         match out {
@@ -378,24 +450,29 @@ fn dispatch(core: &mut RelayCore, peers: &mut HashMap<PeerId, PeerIo>) {
                 }
             }
             Outgoing::OpenStream { stream, head } => {
-                let (tx, rx) = mpsc::channel(FRAME_QUEUE);
-                io.streams.insert(stream, tx);
-                tokio::spawn(frame_writer(io.conn.clone(), head, rx));
+                let queue = Arc::new(FrameQueue::new(max_queued));
+                io.streams.insert(stream, queue.clone());
+                tokio::spawn(frame_writer(io.conn.clone(), head, queue, peer, stream, inbox.clone()));
             }
-            Outgoing::Frame { stream, bytes } => {
-                let Some(tx) = io.streams.get(&stream) else { continue };
-                if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(bytes) {
+            Outgoing::Frame { stream, bytes, key } => {
+                let Some(queue) = io.streams.get(&stream) else { continue };
+                if !queue.push(bytes, key) {
                     core.handle_lagging(peer, stream);
                 }
             }
             Outgoing::FinishStream { stream } => {
-                io.streams.remove(&stream);
+                if let Some(queue) = io.streams.remove(&stream) {
+                    queue.close();
+                }
             }
             Outgoing::Close { reason } => {
-                if let Some(io) = peers.remove(&peer)
-                    && io.control.try_send(ControlCmd::Close(reason.clone())).is_err()
-                {
-                    io.conn.close(VarInt::from_u32(CLOSE_CODE), reason.as_bytes());
+                if let Some(io) = peers.remove(&peer) {
+                    for queue in io.streams.values() {
+                        queue.close();
+                    }
+                    if io.control.try_send(ControlCmd::Close(reason.clone())).is_err() {
+                        io.conn.close(VarInt::from_u32(CLOSE_CODE), reason.as_bytes());
+                    }
                 }
             }
         }
@@ -408,14 +485,47 @@ fn dispatch(core: &mut RelayCore, peers: &mut HashMap<PeerId, PeerIo>) {
     }
 }
 
-async fn frame_writer(conn: Connection, head: StreamHead, mut rx: mpsc::Receiver<Bytes>) {
+async fn frame_writer(
+    conn: Connection,
+    head: StreamHead,
+    queue: Arc<FrameQueue>,
+    peer: PeerId,
+    stream: OutStream,
+    inbox: mpsc::WeakSender<Input>,
+) {
     let Ok(mut send) = conn.open_uni().await else { return };
     if conn::write_head(&mut send, &head).await.is_err() {
         return;
     }
-    while let Some(frame) = rx.recv().await {
-        if send.write_chunk(frame).await.is_err() {
-            return;
+    loop {
+        let (next, report_drained, closed) = {
+            let Ok(mut st) = queue.state.lock() else { return };
+            let next = st.frames.pop_front();
+            if let Some(b) = &next {
+                st.bytes -= b.len();
+            }
+            let report = next.is_none() && st.lagging && !st.drained_reported;
+            if report {
+                st.drained_reported = true;
+            }
+            (next, report, st.closed)
+        };
+        match next {
+            Some(frame) => {
+                if send.write_chunk(frame).await.is_err() {
+                    return;
+                }
+            }
+            None if closed => break,
+            None => {
+                if report_drained
+                    && let Some(tx) = inbox.upgrade()
+                    && tx.send(Input::Drained { peer, stream }).await.is_err()
+                {
+                    return;
+                }
+                queue.wake.notified().await;
+            }
         }
     }
     let _ = send.finish();
