@@ -5,7 +5,7 @@
 //! - one accept loop;
 //! - per connection: a control reader, a control writer (bounded queue), a loop accepting
 //!   unidirectional frame streams, and one reader per such stream;
-//! - per outgoing frame stream: a writer draining a [`FrameQueue`] bounded in bytes. A delta
+//! - per outgoing frame stream: a writer draining a frame queue bounded in bytes. A delta
 //!   that does not fit is dropped and the core told the user lags (it then gets only the next
 //!   keyframe, asked for once the queue drained); a keyframe replaces what was not written yet.
 //!   A slow user never grows the relay's memory beyond the bound and one keyframe per channel;
