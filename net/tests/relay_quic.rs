@@ -281,3 +281,30 @@ async fn malformed_messages_and_frames_close_only_their_sender() {
     assert_eq!(p2, plugin, "same identity, same id");
     relay.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_hello_and_silent_peers_are_closed() {
+    let (identity, _, _) = RelayIdentity::generate().unwrap();
+    let cfg =
+        RelayConfig { plugin_key: KEY.into(), handshake_timeout: Duration::from_millis(300), ..RelayConfig::default() };
+    let server =
+        RelayServer::start(cfg, &identity, "127.0.0.1:0".parse().unwrap(), &TransportSettings::default()).unwrap();
+    let relay = Relay { pin: Trust::Pinned(server.fingerprint()), server };
+    // Before the handshake only 4 KiB are accepted.
+    let mut p = connect(&relay, relay.pin).await.unwrap();
+    p.control.send_raw(&5000u32.to_le_bytes()).await.unwrap();
+    let reason = closed_reason(&mut p).await;
+    assert!(reason.contains("5000") && reason.contains("4096"), "{reason}");
+    // A peer that never opens its control stream is closed after the handshake timeout.
+    let addr = relay.server.local_addr();
+    let endpoint = conn::client_endpoint(addr).unwrap();
+    let silent = conn::connect(&endpoint, addr, relay.pin, &TransportSettings::default()).await.unwrap();
+    let e = timeout(T, silent.closed()).await.unwrap();
+    assert!(e.to_string().contains("no Hello before the handshake timeout"), "{e}");
+    // One that opens it but never completes its Hello, likewise.
+    let mut quiet = connect(&relay, relay.pin).await.unwrap();
+    quiet.control.send_raw(&[10, 0]).await.unwrap();
+    let e = timeout(T, quiet.conn.closed()).await.unwrap();
+    assert!(e.to_string().contains("handshake timeout"), "{e}");
+    relay.server.shutdown().await;
+}
