@@ -111,14 +111,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             sent_at: s.clone(),
         })
         .spawn();
-    let mut client = SessionClient::connect(ClientConfig {
-        relay: relay.local_addr(),
-        trust,
-        room: "bench".into(),
-        user: "me".into(),
-        transport: TransportSettings::default(),
-    })
-    .await?;
+    let mut client = SessionClient::connect(ClientConfig::new(relay.local_addr(), trust, "bench", "me")).await?;
     let plugin = client.wait_for_plugin("Bench").await?;
     let instance = client.activate(plugin).await?;
 

@@ -19,14 +19,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use molstream_engine::codec::{FrameHeader, Limits};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{Level, ToPlugin, ToSession};
-use crate::conn::{self, ConnError, Control};
+use crate::conn::{self, ConnError, Control, ControlReceiver, ControlSender};
 use crate::proto::{
     InstanceId, InstanceInfo, PeerMsg, PluginId, PluginInfo, RelayMsg, Role, Scope, StopReason, StreamHead, User,
     UserId,
@@ -71,8 +72,11 @@ pub enum ClientEvent {
         /// The body.
         body: Bytes,
     },
-    /// The connection ended.
+    /// The connection ended (a reconnection follows unless it was refused or turned off).
     Disconnected(String),
+    /// Reconnected and joined the room again (a new user id; the relay may have restarted, so
+    /// instances may be gone): the room as it is now.
+    Rejoined(RoomView),
 }
 
 /// A room as one user sees it.
@@ -209,6 +213,30 @@ pub struct ClientConfig {
     pub user: String,
     /// Keepalive and idle timeout.
     pub transport: TransportSettings,
+    /// Reconnect when the connection is lost.
+    pub reconnect: bool,
+    /// First reconnection delay; doubled after each failure up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest reconnection delay.
+    pub max_backoff: Duration,
+}
+
+impl ClientConfig {
+    /// Joining `room` as `user` on the relay at `relay`, trusted as `trust`, with default
+    /// timeouts and reconnection.
+    #[must_use]
+    pub fn new(relay: SocketAddr, trust: Trust, room: impl Into<String>, user: impl Into<String>) -> Self {
+        Self {
+            relay,
+            trust,
+            room: room.into(),
+            user: user.into(),
+            transport: TransportSettings::default(),
+            reconnect: true,
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Errors of client requests.
@@ -230,7 +258,9 @@ pub enum ClientError {
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Reply>>>>;
 
-/// A connected session client.
+/// A connected session client. When the connection is lost it reconnects with exponential
+/// backoff (unless [`ClientConfig::reconnect`] is off), joins the same room under the same name
+/// (with a new user id) and reports [`ClientEvent::Rejoined`].
 #[derive(Debug)]
 pub struct SessionClient {
     out: mpsc::Sender<PeerMsg>,
@@ -238,74 +268,163 @@ pub struct SessionClient {
     view: Arc<Mutex<RoomView>>,
     pending: Pending,
     next_req: u32,
-    conn: quinn::Connection,
-    _endpoint: quinn::Endpoint,
-    tasks: Vec<JoinHandle<()>>,
+    conn: watch::Receiver<Option<quinn::Connection>>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
 }
 
 impl Drop for SessionClient {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        let _ = self.shutdown.send(true);
+        self.task.abort();
+    }
+}
+
+struct Joined {
+    conn: quinn::Connection,
+    tx: ControlSender,
+    rx: ControlReceiver,
+    core: ClientCore,
+}
+
+async fn join(endpoint: &quinn::Endpoint, cfg: &ClientConfig) -> Result<Joined, ConnError> {
+    let conn = conn::connect(endpoint, cfg.relay, cfg.trust, &cfg.transport).await?;
+    let mut control = Control::open(&conn).await?;
+    control.handshake(Role::SessionClient { room: cfg.room.clone(), user: cfg.user.clone() }).await?;
+    let mut core = ClientCore::new();
+    // RoomState comes right after Welcome: wait for it so the view is complete.
+    let first = control.recv().await?;
+    core.handle_message(first);
+    let (tx, rx) = control.split();
+    Ok(Joined { conn, tx, rx, core })
+}
+
+struct Supervisor {
+    endpoint: quinn::Endpoint,
+    cfg: ClientConfig,
+    out_rx: mpsc::Receiver<PeerMsg>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    view: Arc<Mutex<RoomView>>,
+    pending: Pending,
+    conn: watch::Sender<Option<quinn::Connection>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Supervisor {
+    async fn run(mut self, first: Joined) {
+        let mut joined = Some(first);
+        let mut backoff = self.cfg.min_backoff;
+        loop {
+            let j = match joined.take() {
+                Some(j) => j,
+                None => {
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = self.shutdown.changed() => return,
+                    }
+                    match join(&self.endpoint, &self.cfg).await {
+                        Ok(j) => {
+                            backoff = self.cfg.min_backoff;
+                            let _ = self.events.send(ClientEvent::Rejoined(j.core.view().clone()));
+                            j
+                        }
+                        Err(ConnError::Refused(reason)) => {
+                            let _ = self.events.send(ClientEvent::Disconnected(reason));
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "rejoining failed; retrying");
+                            backoff = (backoff * 2).min(self.cfg.max_backoff);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(reason) = self.serve(j).await else { return };
+            let _ = self.events.send(ClientEvent::Disconnected(reason));
+            if let Ok(mut g) = self.pending.lock() {
+                g.clear();
+            }
+            self.conn.send_replace(None);
+            if !self.cfg.reconnect || *self.shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Serves one connection; `None` when the client is closed, else why the connection ended.
+    async fn serve(&mut self, j: Joined) -> Option<String> {
+        let Joined { conn, mut tx, mut rx, mut core } = j;
+        if let Ok(mut g) = self.view.lock() {
+            g.clone_from(core.view());
+        }
+        self.conn.send_replace(Some(conn.clone()));
+        loop {
+            tokio::select! {
+                m = self.out_rx.recv() => match m {
+                    Some(m) => {
+                        if let Err(e) = tx.send(&m).await {
+                            return Some(e.to_string());
+                        }
+                    }
+                    None => {
+                        conn.close(quinn::VarInt::from_u32(0), b"bye");
+                        return None;
+                    }
+                },
+                r = rx.recv() => match r {
+                    Ok(m) => {
+                        let (event, reply) = core.handle_message(m);
+                        if let Ok(mut g) = self.view.lock() {
+                            g.clone_from(core.view());
+                        }
+                        if let Some((req, reply)) = reply
+                            && let Some(tx) = self.pending.lock().ok().and_then(|mut g| g.remove(&req))
+                        {
+                            let _ = tx.send(reply);
+                        }
+                        if let Some(e) = event {
+                            let _ = self.events.send(e);
+                        }
+                    }
+                    Err(e) => return Some(e.to_string()),
+                },
+                _ = self.shutdown.changed() => {
+                    conn.close(quinn::VarInt::from_u32(0), b"bye");
+                    return None;
+                }
+            }
         }
     }
 }
 
 impl SessionClient {
-    /// Connects, joins the room and starts receiving.
+    /// Connects, joins the room and starts receiving. Errors of this first connection are
+    /// returned; later losses are retried in the background.
     ///
     /// # Errors
     /// Connection errors, or the relay's refusal.
     pub async fn connect(cfg: ClientConfig) -> Result<Self, ConnError> {
         let endpoint = conn::client_endpoint(cfg.relay)?;
-        let conn = conn::connect(&endpoint, cfg.relay, cfg.trust, &cfg.transport).await?;
-        let mut control = Control::open(&conn).await?;
-        control.handshake(Role::SessionClient { room: cfg.room.clone(), user: cfg.user.clone() }).await?;
-        let mut core = ClientCore::new();
-        // RoomState comes right after Welcome: wait for it so the view is complete.
-        let first = control.recv().await?;
-        core.handle_message(first);
-        let view = Arc::new(Mutex::new(core.view().clone()));
-        let (mut tx, mut rx) = control.split();
-        let (out, mut out_rx) = mpsc::channel::<PeerMsg>(1024);
+        let first = join(&endpoint, &cfg).await?;
+        let view = Arc::new(Mutex::new(first.core.view().clone()));
+        let (out, out_rx) = mpsc::channel::<PeerMsg>(1024);
         let (ev_tx, events) = mpsc::unbounded_channel();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
-        let writer = tokio::spawn(async move {
-            while let Some(m) = out_rx.recv().await {
-                if tx.send(&m).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let (v, p) = (view.clone(), pending.clone());
-        let reader = tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(m) => {
-                        let (event, reply) = core.handle_message(m);
-                        if let Ok(mut guard) = v.lock() {
-                            guard.clone_from(core.view());
-                        }
-                        if let Some((req, reply)) = reply
-                            && let Some(tx) = p.lock().ok().and_then(|mut g| g.remove(&req))
-                        {
-                            let _ = tx.send(reply);
-                        }
-                        if let Some(e) = event {
-                            let _ = ev_tx.send(e);
-                        }
-                    }
-                    Err(e) => {
-                        let _ = ev_tx.send(ClientEvent::Disconnected(e.to_string()));
-                        if let Ok(mut g) = p.lock() {
-                            g.clear();
-                        }
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Self { out, events, view, pending, next_req: 1, conn, _endpoint: endpoint, tasks: vec![writer, reader] })
+        let (conn_tx, conn) = watch::channel(Some(first.conn.clone()));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let sup = Supervisor {
+            endpoint,
+            cfg,
+            out_rx,
+            events: ev_tx,
+            view: view.clone(),
+            pending: pending.clone(),
+            conn: conn_tx,
+            shutdown: shutdown_rx,
+        };
+        let task = tokio::spawn(sup.run(first));
+        Ok(Self { out, events, view, pending, next_req: 1, conn, shutdown, task })
     }
 
     /// The room as of the last message received.
@@ -416,9 +535,10 @@ impl SessionClient {
     /// replayed on joining).
     ///
     /// # Errors
-    /// Connection errors, a malformed preamble.
+    /// Connection errors (also when not connected right now), a malformed preamble.
     pub async fn accept_frames(&self) -> Result<FrameStream, ConnError> {
-        let mut recv = self.conn.accept_uni().await.map_err(ConnError::Connection)?;
+        let conn = self.connection().ok_or(ConnError::Finished)?;
+        let mut recv = conn.accept_uni().await.map_err(ConnError::Connection)?;
         let head = conn::read_head(&mut recv).await?;
         Ok(FrameStream { head, recv })
     }
@@ -431,14 +551,15 @@ impl SessionClient {
         self.send(PeerMsg::KeyframeWanted { instance, channel }).await
     }
 
-    /// The QUIC connection (frame streams arrive on it as unidirectional streams).
+    /// The current QUIC connection (frame streams arrive on it as unidirectional streams);
+    /// `None` while reconnecting.
     #[must_use]
-    pub fn connection(&self) -> &quinn::Connection {
-        &self.conn
+    pub fn connection(&self) -> Option<quinn::Connection> {
+        self.conn.borrow().clone()
     }
 
-    /// Leaves the room and closes the connection.
+    /// Leaves the room and closes the connection; no reconnection follows.
     pub fn close(&self) {
-        self.conn.close(quinn::VarInt::from_u32(0), b"bye");
+        let _ = self.shutdown.send(true);
     }
 }

@@ -137,13 +137,7 @@ async fn a_slow_user_is_coalesced_while_a_fast_one_gets_everything() {
             done: f.clone(),
         })
         .spawn();
-    let client_cfg = |user: &str| ClientConfig {
-        relay: relay.local_addr(),
-        trust,
-        room: "lab".into(),
-        user: user.into(),
-        transport: TransportSettings::default(),
-    };
+    let client_cfg = |user: &str| ClientConfig::new(relay.local_addr(), trust, "lab", user);
     let mut fast = SessionClient::connect(client_cfg("fast")).await.unwrap();
     let slow = SessionClient::connect(client_cfg("slow")).await.unwrap();
     let plugin = fast.wait_for_plugin("Flood").await.unwrap();

@@ -97,13 +97,7 @@ fn spawn_host(relay: &RelayServer) -> HostHandle {
 }
 
 async fn client(relay: &RelayServer, room: &str, user: &str) -> SessionClient {
-    let cfg = ClientConfig {
-        relay: relay.local_addr(),
-        trust: Trust::Pinned(relay.fingerprint()),
-        room: room.into(),
-        user: user.into(),
-        transport: TransportSettings::default(),
-    };
+    let cfg = ClientConfig::new(relay.local_addr(), Trust::Pinned(relay.fingerprint()), room, user);
     timeout(T, SessionClient::connect(cfg)).await.unwrap().unwrap()
 }
 
@@ -255,6 +249,7 @@ async fn relay_restart_is_recovered_by_the_host() {
     let addr = relay.local_addr();
     let mut host = spawn_host(&relay);
     timeout(T, host.registered()).await.unwrap().unwrap();
+    let mut early = client(&relay, "a", "early").await;
     relay.shutdown().await;
     // The same relay (same certificate, same address) comes back; the old socket is released
     // once the old relay's last task is gone, so binding is retried briefly.
@@ -270,11 +265,24 @@ async fn relay_restart_is_recovered_by_the_host() {
     let relay = relay.expect("the address is free again");
     let ids = timeout(T, host.registered()).await.expect("re-registered within the timeout").unwrap();
     assert_eq!(ids.len(), 2);
-    let mut a = client(&relay, "a", "ada").await;
-    let echo = a.wait_for_plugin("Echo").await.unwrap();
-    let inst = a.activate(echo).await.unwrap();
+    // The session client that was connected before the restart rejoins by itself.
+    let view = loop {
+        match timeout(T, early.next_event()).await.expect("rejoined within the timeout") {
+            Some(ClientEvent::Rejoined(view)) => break view,
+            Some(_) => {}
+            None => panic!("client ended"),
+        }
+    };
+    assert_eq!((view.room.as_str(), view.presenter), ("a", view.you));
+    assert_eq!(early.view().you, view.you);
+    let echo = early.wait_for_plugin("Echo").await.unwrap();
+    let inst = early.activate(echo).await.unwrap();
+    early.run(inst).await.unwrap();
+    assert!(notification(&mut early).await.2.starts_with("run 1 in a"));
+    let mut a = client(&relay, "a", "ada2").await;
+    assert_eq!(a.activate(echo).await.unwrap(), inst, "the room's running instance");
     a.run(inst).await.unwrap();
-    assert!(notification(&mut a).await.2.starts_with("run 1 in a"));
+    assert!(notification(&mut a).await.2.starts_with("run 2 in a"));
     host.shutdown().await.unwrap();
     relay.shutdown().await;
 }
