@@ -308,3 +308,42 @@ async fn oversized_hello_and_silent_peers_are_closed() {
     assert!(e.to_string().contains("handshake timeout"), "{e}");
     relay.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_flooding_a_stalled_host_is_bounded_and_nobody_is_closed() {
+    let relay = start_relay();
+    let mut h = host(&relay).await;
+    let plugin = register(&mut h, "stalled").await;
+    let (mut a, _) = client(&relay, "lab", "ada").await;
+    send(&mut a, &PeerMsg::Activate { req: 1, plugin }).await;
+    let RelayMsg::StartInstance { instance, .. } = recv(&mut h).await else { panic!() };
+    // The host stops reading; the user sends 24 MiB of input to its instance.
+    let body = Bytes::from(vec![7u8; 1_000_000]);
+    for _ in 0..24 {
+        send(&mut a, &PeerMsg::ToInstance { instance, body: body.clone() }).await;
+    }
+    send(&mut a, &PeerMsg::Ping { nonce: 1 }).await;
+    loop {
+        if let RelayMsg::Pong { nonce: 1 } = recv(&mut a).await {
+            break;
+        }
+    }
+    // The host reads again: it got part of the flood (the relay dropped the rest once 16 MiB
+    // were queued for it) and is still connected.
+    send(&mut h, &PeerMsg::Ping { nonce: 2 }).await;
+    let mut inputs = 0;
+    loop {
+        match recv(&mut h).await {
+            RelayMsg::InstanceInput { .. } => inputs += 1,
+            RelayMsg::Pong { nonce: 2 } => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(inputs > 0 && inputs < 24, "{inputs} of 24 inputs delivered");
+    send(&mut a, &PeerMsg::ToInstance { instance, body: Bytes::from_static(b"after") }).await;
+    assert_eq!(
+        recv(&mut h).await,
+        RelayMsg::InstanceInput { instance, from: UserId(1), body: Bytes::from_static(b"after") }
+    );
+    relay.server.shutdown().await;
+}

@@ -31,20 +31,52 @@ use crate::tls::{self, RelayIdentity, TlsError, TransportSettings};
 
 /// Control messages queued for one peer before it is closed as too slow.
 const CONTROL_QUEUE: usize = 4096;
+/// Bytes of control messages queued for one peer above which it is closed as too slow.
+const CONTROL_QUEUE_BYTES: usize = 64 << 20;
+/// Bytes queued for a plugin host above which users' messages to its instances are dropped
+/// (so a user flooding an instance cannot grow the relay's memory, nor get the host closed).
+const INPUT_SOFT_LIMIT: usize = 16 << 20;
 /// Inputs queued for the core task.
 const INBOX: usize = 1024;
 /// QUIC application error code used when the relay closes a connection.
 const CLOSE_CODE: u32 = 1;
 
 enum Input {
-    Connected { peer: PeerId, conn: Connection, control: mpsc::Sender<ControlCmd> },
-    Message { peer: PeerId, bytes: Bytes },
-    Disconnected { peer: PeerId },
-    ProtocolError { peer: PeerId, reason: String },
-    StreamOpened { peer: PeerId, head: StreamHead, reply: oneshot::Sender<Option<InStream>> },
-    Frame { stream: InStream, header: FrameHeader, bytes: Bytes, reply: Option<oneshot::Sender<StreamVerdict>> },
-    StreamFinished { stream: InStream },
-    Drained { peer: PeerId, stream: OutStream },
+    Connected {
+        peer: PeerId,
+        conn: Connection,
+        control: mpsc::Sender<ControlCmd>,
+        queued: Arc<std::sync::atomic::AtomicUsize>,
+    },
+    Message {
+        peer: PeerId,
+        bytes: Bytes,
+    },
+    Disconnected {
+        peer: PeerId,
+    },
+    ProtocolError {
+        peer: PeerId,
+        reason: String,
+    },
+    StreamOpened {
+        peer: PeerId,
+        head: StreamHead,
+        reply: oneshot::Sender<Option<InStream>>,
+    },
+    Frame {
+        stream: InStream,
+        header: FrameHeader,
+        bytes: Bytes,
+        reply: Option<oneshot::Sender<StreamVerdict>>,
+    },
+    StreamFinished {
+        stream: InStream,
+    },
+    Drained {
+        peer: PeerId,
+        stream: OutStream,
+    },
 }
 
 enum ControlCmd {
@@ -55,6 +87,8 @@ enum ControlCmd {
 struct PeerIo {
     conn: Connection,
     control: mpsc::Sender<ControlCmd>,
+    /// Bytes handed to the control writer and not yet written.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     streams: HashMap<OutStream, Arc<FrameQueue>>,
 }
 
@@ -229,11 +263,13 @@ async fn accept_loop(endpoint: Endpoint, inbox: mpsc::Sender<Input>, limits: Lim
 async fn serve_connection(peer: PeerId, conn: Connection, inbox: mpsc::Sender<Input>, limits: Limits) {
     tracing::debug!(?peer, remote = %conn.remote_address(), "connected");
     let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
-    if inbox.send(Input::Connected { peer, conn: conn.clone(), control: control_tx }).await.is_err() {
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let connected = Input::Connected { peer, conn: conn.clone(), control: control_tx, queued: queued.clone() };
+    if inbox.send(connected).await.is_err() {
         return;
     }
     let (send_tx, send_rx) = oneshot::channel();
-    let writer = tokio::spawn(control_writer(conn.clone(), control_rx, send_rx));
+    let writer = tokio::spawn(control_writer(conn.clone(), control_rx, send_rx, queued));
     let uni = tokio::spawn(accept_frame_streams(peer, conn.clone(), inbox.clone(), limits));
     let control = async {
         let (send, recv) = match conn.accept_bi().await {
@@ -286,7 +322,9 @@ async fn control_writer(
     conn: Connection,
     mut rx: mpsc::Receiver<ControlCmd>,
     send: oneshot::Receiver<quinn::SendStream>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 ) {
+    let written = |n: usize| queued.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
     let close = |conn: &Connection, reason: &str| conn.close(VarInt::from_u32(CLOSE_CODE), reason.as_bytes());
     // Until the peer's control stream is known, queue what comes (only a close for a
     // handshake timeout, in practice); the stream wins a tie so nothing is reordered.
@@ -313,6 +351,7 @@ async fn control_writer(
         if send.write_all(&bytes).await.is_err() {
             return;
         }
+        written(bytes.len());
     }
     while let Some(cmd) = rx.recv().await {
         match cmd {
@@ -320,6 +359,7 @@ async fn control_writer(
                 if send.write_all(&bytes).await.is_err() {
                     return;
                 }
+                written(bytes.len());
             }
             ControlCmd::Close(reason) => {
                 // Let the peer read what was queued (e.g. `Refused`) before the close.
@@ -409,8 +449,8 @@ async fn run_core(mut core: RelayCore, mut inbox: mpsc::Receiver<Input>, weak: m
         let Some(input) = input else { return };
         let now = Instant::now();
         match input {
-            Input::Connected { peer, conn, control } => {
-                peers.insert(peer, PeerIo { conn, control, streams: HashMap::new() });
+            Input::Connected { peer, conn, control, queued } => {
+                peers.insert(peer, PeerIo { conn, control, queued, streams: HashMap::new() });
                 core.handle_connected(peer, now);
             }
             Input::Message { peer, bytes } => core.handle_message(peer, &bytes, now),
@@ -441,12 +481,28 @@ fn dispatch(core: &mut RelayCore, peers: &mut HashMap<PeerId, PeerIo>, inbox: &m
         let Some(io) = peers.get_mut(&peer) else { continue };
         match out {
             Outgoing::Message(msg) => {
+                let is_input = matches!(msg, crate::proto::RelayMsg::InstanceInput { .. });
                 let mut bytes = Vec::new();
                 if framing::encode(&msg.encode(), &mut bytes).is_err() {
                     continue;
                 }
-                if let Err(mpsc::error::TrySendError::Full(_)) = io.control.try_send(ControlCmd::Send(bytes)) {
-                    core.handle_protocol_error(peer, "too slow: control queue full".into());
+                let len = bytes.len();
+                let queued = io.queued.load(std::sync::atomic::Ordering::Relaxed);
+                if is_input && queued > INPUT_SOFT_LIMIT {
+                    tracing::warn!(?peer, queued, "plugin host behind; a user's message to an instance dropped");
+                    continue;
+                }
+                if queued + len > CONTROL_QUEUE_BYTES {
+                    core.handle_protocol_error(peer, format!("too slow: {queued} bytes of control messages queued"));
+                    continue;
+                }
+                // Counted before the writer can see (and subtract) it.
+                io.queued.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) = io.control.try_send(ControlCmd::Send(bytes)) {
+                    io.queued.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+                    if let mpsc::error::TrySendError::Full(_) = e {
+                        core.handle_protocol_error(peer, "too slow: control queue full".into());
+                    }
                 }
             }
             Outgoing::OpenStream { stream, head } => {
