@@ -801,3 +801,45 @@ fn clients_cannot_open_frame_streams_or_exceed_channel_limits() {
     h.pump();
     assert!(h.closed(host).unwrap().contains("more than 2 frame channels"));
 }
+
+#[test]
+fn retained_frames_are_bounded_per_room_and_released_with_their_instance() {
+    // Frames here are 32 + 8 = 40 bytes: room for two keyframes, not three.
+    let cfg = RelayConfig { plugin_key: KEY.into(), max_retained_frame_bytes_per_room: 100, ..RelayConfig::default() };
+    let mut h = Harness::with(cfg);
+    let host = h.host();
+    let plugin = h.register(host, "traj");
+    let other = h.register(host, "traj2");
+    let (a, _) = h.client("lab", "ada");
+    let inst = h.activate(a, plugin);
+    for channel in 0..3 {
+        let s = h.core.handle_stream_opened(host, StreamHead::Frames { instance: inst, channel }, h.now).unwrap();
+        let (kh, kb) = frame(FrameKind::Keyframe, 0, 0, b"keyframe");
+        assert_eq!(kb.len(), 40);
+        h.core.handle_frame(s, &kh, &kb);
+    }
+    h.pump();
+    assert_eq!(frames_of(&h.take(a)).len(), 3, "every keyframe is forwarded live");
+    let join = |h: &mut Harness, user: &str| {
+        let p = h.connect();
+        h.send(
+            p,
+            &PeerMsg::Hello {
+                version: PROTOCOL_VERSION,
+                role: Role::SessionClient { room: "lab".into(), user: user.into() },
+            },
+        );
+        let outs = h.take(p);
+        outs.iter().filter(|o| matches!(o, Outgoing::OpenStream { .. })).count()
+    };
+    assert_eq!(join(&mut h, "bob"), 2, "only two channels fit the room's budget");
+    // Stopping the instance releases its share: another instance's keyframes are kept again.
+    h.send(a, &PeerMsg::Deactivate { req: 1, instance: inst });
+    let inst2 = h.activate(a, other);
+    let s = h.core.handle_stream_opened(host, StreamHead::Frames { instance: inst2, channel: 0 }, h.now).unwrap();
+    let (kh, kb) = frame(FrameKind::Keyframe, 0, 0, b"keyframe");
+    h.core.handle_frame(s, &kh, &kb);
+    h.pump();
+    h.out.clear();
+    assert_eq!(join(&mut h, "cy"), 1);
+}

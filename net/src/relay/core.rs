@@ -60,6 +60,9 @@ pub struct RelayConfig {
     /// Retained message bytes per room (state replayed to late joiners); above it, retained
     /// messages are forwarded but not kept.
     pub max_retained_bytes_per_room: usize,
+    /// Bytes of frames (keyframes and the deltas after them) kept per room for late joiners;
+    /// a keyframe that does not fit is forwarded but not kept (late joiners then ask for one).
+    pub max_retained_frame_bytes_per_room: usize,
     /// Bytes of deltas kept after a channel's keyframe for late joiners; above it the chain
     /// is dropped and the instance is asked for a new keyframe.
     pub max_delta_chain_bytes: usize,
@@ -81,6 +84,7 @@ impl Default for RelayConfig {
             max_users_per_room: 256,
             max_channels_per_instance: 256,
             max_retained_bytes_per_room: 64 << 20,
+            max_retained_frame_bytes_per_room: 1 << 30,
             max_delta_chain_bytes: 16 << 20,
             max_queued_frame_bytes: 16 << 20,
             frame_limits: Limits { max_payload: 256 << 20, max_atoms: 50_000_000, max_string: 1 << 16 },
@@ -192,6 +196,7 @@ struct Room {
     presenter: UserId,
     instances: BTreeSet<InstanceId>,
     retained_bytes: usize,
+    retained_frame_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -213,6 +218,13 @@ struct Channel {
     out: HashMap<PeerId, OutStream>,
     /// Users who lagged or lost sync: they get nothing but the next keyframe.
     waiting: BTreeSet<PeerId>,
+}
+
+impl Channel {
+    /// Bytes kept for late joiners.
+    fn retained_len(&self) -> usize {
+        self.keyframe.as_ref().map_or(0, Bytes::len) + self.chain_bytes
+    }
 }
 
 #[derive(Debug)]
@@ -429,6 +441,7 @@ impl RelayCore {
             presenter: user,
             instances: BTreeSet::new(),
             retained_bytes: 0,
+            retained_frame_bytes: 0,
         });
         room.users.push(user);
         let others: Vec<UserId> = room.users.iter().copied().filter(|u| *u != user).collect();
@@ -739,9 +752,11 @@ impl RelayCore {
         for (_, b) in inst.retained.values() {
             retained_bytes += b.len();
         }
+        let frame_bytes: usize = inst.channels.values().map(Channel::retained_len).sum();
         if let Some(room) = self.rooms.get_mut(&inst.room) {
             room.instances.remove(&instance);
             room.retained_bytes -= retained_bytes;
+            room.retained_frame_bytes -= frame_bytes;
         }
         for ch in inst.channels.values() {
             if let Some(s) = ch.in_stream {
@@ -798,15 +813,24 @@ impl RelayCore {
         let room_name = inst.room.clone();
         let Some(ch) = inst.channels.get_mut(&channel) else { return StreamVerdict::Stop };
         let is_key = header.kind == FrameKind::Keyframe;
+        let budget = self.cfg.max_retained_frame_bytes_per_room;
+        let Some(room) = self.rooms.get_mut(&room_name) else { return StreamVerdict::Stop };
+        let before = ch.retained_len();
+        let others = room.retained_frame_bytes - before;
         if is_key {
-            ch.keyframe = Some(bytes.clone());
+            if others + bytes.len() <= budget {
+                ch.keyframe = Some(bytes.clone());
+            } else {
+                tracing::warn!(%instance, channel, room = %room_name, "retained frame budget exceeded; keyframe forwarded, not kept");
+                ch.keyframe = None;
+            }
             ch.chain.clear();
             ch.chain_bytes = 0;
             ch.chain_broken = false;
             ch.keyframe_requested = false;
             ch.waiting.clear();
         } else if ch.keyframe.is_some() && !ch.chain_broken {
-            if ch.chain_bytes + bytes.len() <= max_chain {
+            if ch.chain_bytes + bytes.len() <= max_chain && others + before + bytes.len() <= budget {
                 ch.chain_bytes += bytes.len();
                 ch.chain.push(bytes.clone());
             } else {
@@ -815,6 +839,7 @@ impl RelayCore {
                 ch.chain_broken = true;
             }
         }
+        room.retained_frame_bytes = others + ch.retained_len();
         let users: Vec<UserId> = self.rooms.get(&room_name).map(|r| r.users.clone()).unwrap_or_default();
         let mut sends = Vec::with_capacity(users.len() * 2);
         for user in users {
