@@ -433,7 +433,7 @@ impl RelayCore {
 
     fn join_room(&mut self, peer: PeerId, room_name: &str, name: &str) {
         let user = UserId(self.next_user);
-        self.next_user += 1;
+        self.next_user = self.next_user.wrapping_add(1).max(1);
         self.peers.insert(peer, Peer::Client { user });
         self.users.insert(user, UserEntry { peer, name: name.to_owned(), room: room_name.to_owned() });
         let room = self.rooms.entry(room_name.to_owned()).or_insert_with(|| Room {
@@ -613,7 +613,7 @@ impl RelayCore {
             *id
         } else {
             let id = PluginId(self.next_plugin);
-            self.next_plugin += 1;
+            self.next_plugin = self.next_plugin.wrapping_add(1).max(1);
             self.identities.insert(identity, id);
             id
         };
@@ -703,7 +703,7 @@ impl RelayCore {
         }
         let Some(presenter) = self.rooms.get(room).map(|r| r.presenter) else { return };
         let id = InstanceId(self.next_instance);
-        self.next_instance += 1;
+        self.next_instance = self.next_instance.wrapping_add(1).max(1);
         self.instances.insert(
             id,
             Instance { plugin, host_peer, room: room.to_owned(), retained: BTreeMap::new(), channels: BTreeMap::new() },
