@@ -61,6 +61,11 @@ impl FrameDecoder {
         Self { buf: Vec::new(), start: 0, max_message, failed: None }
     }
 
+    /// Changes the limit for the messages not yet returned (e.g. raised after a handshake).
+    pub fn set_max_message(&mut self, max_message: usize) {
+        self.max_message = max_message;
+    }
+
     /// Feeds received bytes.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         if self.failed.is_some() {

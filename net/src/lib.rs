@@ -1,12 +1,29 @@
 //! # molstream-net
 //!
-//! Networking for molstream. Today: the sans-IO message framing that every QUIC stream of the
-//! relay, plugin SDK and session client carries ([`framing`]). It is plain code, fed bytes and
-//! polled for messages, so it is tested deterministically and driven by thin async tasks.
+//! Networking for molstream:
+//! - [`framing`]: length-prefixed messages, sans-IO;
+//! - [`proto`]: the versioned control protocol (messages, encoding, limits);
+//! - [`relay`]: the relay's sans-IO core ([`relay::RelayCore`]) and its QUIC driver ([`relay::RelayServer`]);
+//! - [`tls`]: the relay's self-signed identity, fingerprint pinning, transport settings;
+//! - [`conn`]: connecting to a relay, the framed control stream, frame streams;
+//! - [`api`]: the plugin API bodies carried between instances and sessions;
+//! - [`host`]: the plugin host SDK ([`host::Plugin`], [`host::PluginHost`]);
+//! - [`client`]: the session client ([`client::SessionClient`]);
+//!
+//! The protocol logic is plain code, fed bytes and polled for messages, so it is tested
+//! deterministically and driven by thin async tasks. `net/PROTOCOL.md` documents the wire
+//! protocol for implementers in other languages.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod api;
+pub mod client;
+pub mod conn;
 pub mod framing;
+pub mod host;
+pub mod proto;
+pub mod relay;
+pub mod tls;
 
 /// ALPN protocol id spoken on molstream QUIC connections.
 pub const ALPN: &[u8] = b"molstream/1";

@@ -1,0 +1,565 @@
+//! The session client: one user in one room. [`ClientCore`] keeps the room's view (users,
+//! presenter, plugins, instances) and turns relay messages into [`ClientEvent`]s, sans-IO;
+//! [`SessionClient`] drives it over QUIC and offers the requests (activate, run, advanced
+//! settings, integrations, deactivate) as async calls.
+//!
+//! ```no_run
+//! use molstream_net::client::{ClientConfig, SessionClient};
+//! # async fn run(cfg: ClientConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! let mut client = SessionClient::connect(cfg).await?;
+//! let plugin = client.wait_for_plugin("Hello").await?;
+//! let instance = client.activate(plugin).await?;
+//! client.run(instance).await?;
+//! while let Some(event) = client.next_event().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use molstream_engine::codec::{FrameHeader, Limits};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::{Level, ToPlugin, ToSession};
+use crate::conn::{self, ConnError, Control, ControlReceiver, ControlSender};
+use crate::proto::{
+    InstanceId, InstanceInfo, PeerMsg, PluginId, PluginInfo, RelayMsg, Role, Scope, StopReason, StreamHead, User,
+    UserId,
+};
+use crate::tls::{TransportSettings, Trust};
+
+/// What happened in the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// A user joined.
+    UserJoined(User),
+    /// A user left.
+    UserLeft(UserId),
+    /// The presenter changed.
+    PresenterChanged(UserId),
+    /// The plugin list changed.
+    Plugins(Vec<PluginInfo>),
+    /// An instance started in the room.
+    InstanceStarted(InstanceInfo),
+    /// An instance of the room stopped.
+    InstanceStopped {
+        /// The instance.
+        instance: InstanceId,
+        /// Why.
+        reason: StopReason,
+    },
+    /// A notification from an instance.
+    Notification {
+        /// The instance.
+        instance: InstanceId,
+        /// Severity.
+        level: Level,
+        /// Text.
+        text: String,
+    },
+    /// A message from an instance this client does not interpret (yet).
+    Message {
+        /// The instance.
+        instance: InstanceId,
+        /// Room, presenter or direct.
+        scope: Scope,
+        /// The body.
+        body: Bytes,
+    },
+    /// The connection ended (a reconnection follows unless it was refused or turned off).
+    Disconnected(String),
+    /// Reconnected and joined the room again (a new user id; the relay may have restarted, so
+    /// instances may be gone): the room as it is now.
+    Rejoined(RoomView),
+}
+
+/// A room as one user sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomView {
+    /// Room name.
+    pub room: String,
+    /// This user.
+    pub you: UserId,
+    /// The presenter.
+    pub presenter: UserId,
+    /// Users in join order.
+    pub users: Vec<User>,
+    /// Plugins the session may use.
+    pub plugins: Vec<PluginInfo>,
+    /// Running instances.
+    pub instances: BTreeMap<InstanceId, PluginId>,
+}
+
+/// Answers to this client's requests, matched by request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `Activate` succeeded.
+    Activated(InstanceId),
+    /// A request failed.
+    Failed(String),
+    /// An integration answered.
+    Integration(Result<Bytes, String>),
+}
+
+/// The client's protocol state, sans-IO.
+#[derive(Debug, Default)]
+pub struct ClientCore {
+    view: RoomView,
+}
+
+impl ClientCore {
+    /// A client that has not joined yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The room as of the last message.
+    #[must_use]
+    pub fn view(&self) -> &RoomView {
+        &self.view
+    }
+
+    /// Applies one relay message. Returns the event it makes (if any) and the reply to a
+    /// request (if it answers one).
+    pub fn handle_message(&mut self, msg: RelayMsg) -> (Option<ClientEvent>, Option<(u32, Reply)>) {
+        let v = &mut self.view;
+        match msg {
+            RelayMsg::RoomState { room, you, presenter, users, instances } => {
+                v.room = room;
+                v.you = you;
+                v.presenter = presenter;
+                v.users = users;
+                v.instances = instances.into_iter().map(|i| (i.id, i.plugin)).collect();
+                (None, None)
+            }
+            RelayMsg::UserJoined { user } => {
+                v.users.push(user.clone());
+                (Some(ClientEvent::UserJoined(user)), None)
+            }
+            RelayMsg::UserLeft { user } => {
+                v.users.retain(|u| u.id != user);
+                (Some(ClientEvent::UserLeft(user)), None)
+            }
+            RelayMsg::PresenterChanged { presenter } => {
+                v.presenter = presenter;
+                (Some(ClientEvent::PresenterChanged(presenter)), None)
+            }
+            RelayMsg::Plugins { plugins } => {
+                v.plugins.clone_from(&plugins);
+                (Some(ClientEvent::Plugins(plugins)), None)
+            }
+            RelayMsg::InstanceStarted { instance } => {
+                v.instances.insert(instance.id, instance.plugin);
+                (Some(ClientEvent::InstanceStarted(instance)), None)
+            }
+            RelayMsg::InstanceStopped { instance, reason } => {
+                v.instances.remove(&instance);
+                (Some(ClientEvent::InstanceStopped { instance, reason }), None)
+            }
+            RelayMsg::FromInstance { instance, scope, body } => match ToSession::decode(&body) {
+                Ok(ToSession::Notify { level, text }) => {
+                    (Some(ClientEvent::Notification { instance, level, text }), None)
+                }
+                Ok(ToSession::IntegrationResult { req, result }) => (None, Some((req, Reply::Integration(result)))),
+                Err(_) => (Some(ClientEvent::Message { instance, scope, body }), None),
+            },
+            RelayMsg::Activated { req, instance } => (None, Some((req, Reply::Activated(instance)))),
+            RelayMsg::RequestFailed { req, reason } => (None, Some((req, Reply::Failed(reason)))),
+            RelayMsg::Pong { .. } | RelayMsg::Welcome { .. } => (None, None),
+            other => {
+                tracing::warn!(?other, "host message received by a session client; ignored");
+                (None, None)
+            }
+        }
+    }
+}
+
+/// A stream of codec frames from one channel of an instance.
+#[derive(Debug)]
+pub struct FrameStream {
+    /// Which instance and channel.
+    pub head: StreamHead,
+    recv: quinn::RecvStream,
+}
+
+impl FrameStream {
+    /// The next frame (header and payload as sent), `None` when the channel ended. The header
+    /// is checked against `limits` before the payload is read.
+    ///
+    /// # Errors
+    /// A header that does not parse, a stream that ends inside a frame, read errors.
+    pub async fn next(&mut self, limits: &Limits) -> Result<Option<(FrameHeader, Bytes)>, ConnError> {
+        conn::read_frame(&mut self.recv, limits).await
+    }
+}
+
+/// How a session client reaches the relay.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Relay address.
+    pub relay: SocketAddr,
+    /// How the relay's certificate is trusted.
+    pub trust: Trust,
+    /// Room to join.
+    pub room: String,
+    /// User name.
+    pub user: String,
+    /// Keepalive and idle timeout.
+    pub transport: TransportSettings,
+    /// Reconnect when the connection is lost.
+    pub reconnect: bool,
+    /// First reconnection delay; doubled after each failure up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest reconnection delay.
+    pub max_backoff: Duration,
+}
+
+impl ClientConfig {
+    /// Joining `room` as `user` on the relay at `relay`, trusted as `trust`, with default
+    /// timeouts and reconnection.
+    #[must_use]
+    pub fn new(relay: SocketAddr, trust: Trust, room: impl Into<String>, user: impl Into<String>) -> Self {
+        Self {
+            relay,
+            trust,
+            room: room.into(),
+            user: user.into(),
+            transport: TransportSettings::default(),
+            reconnect: true,
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors of client requests.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Connection or protocol error.
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    /// The relay refused the request.
+    #[error("request failed: {0}")]
+    Failed(String),
+    /// The integration answered with an error.
+    #[error("integration failed: {0}")]
+    Integration(String),
+    /// The connection ended before the answer.
+    #[error("disconnected")]
+    Disconnected,
+}
+
+type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Reply>>>>;
+
+/// A connected session client. When the connection is lost it reconnects with exponential
+/// backoff (unless [`ClientConfig::reconnect`] is off), joins the same room under the same name
+/// (with a new user id) and reports [`ClientEvent::Rejoined`].
+#[derive(Debug)]
+pub struct SessionClient {
+    out: mpsc::Sender<PeerMsg>,
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+    view: Arc<Mutex<RoomView>>,
+    pending: Pending,
+    next_req: u32,
+    conn: watch::Receiver<Option<quinn::Connection>>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for SessionClient {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        self.task.abort();
+    }
+}
+
+struct Joined {
+    conn: quinn::Connection,
+    tx: ControlSender,
+    rx: ControlReceiver,
+    core: ClientCore,
+}
+
+async fn join(endpoint: &quinn::Endpoint, cfg: &ClientConfig) -> Result<Joined, ConnError> {
+    let conn = conn::connect(endpoint, cfg.relay, cfg.trust, &cfg.transport).await?;
+    let mut control = Control::open(&conn).await?;
+    control.handshake(Role::SessionClient { room: cfg.room.clone(), user: cfg.user.clone() }).await?;
+    let mut core = ClientCore::new();
+    // RoomState comes right after Welcome: wait for it so the view is complete.
+    let first = control.recv().await?;
+    core.handle_message(first);
+    let (tx, rx) = control.split();
+    Ok(Joined { conn, tx, rx, core })
+}
+
+struct Supervisor {
+    endpoint: quinn::Endpoint,
+    cfg: ClientConfig,
+    out_rx: mpsc::Receiver<PeerMsg>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    view: Arc<Mutex<RoomView>>,
+    pending: Pending,
+    conn: watch::Sender<Option<quinn::Connection>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Supervisor {
+    async fn run(mut self, first: Joined) {
+        let mut joined = Some(first);
+        let mut backoff = self.cfg.min_backoff;
+        loop {
+            let j = match joined.take() {
+                Some(j) => j,
+                None => {
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = self.shutdown.changed() => return,
+                    }
+                    match join(&self.endpoint, &self.cfg).await {
+                        Ok(j) => {
+                            backoff = self.cfg.min_backoff;
+                            let _ = self.events.send(ClientEvent::Rejoined(j.core.view().clone()));
+                            j
+                        }
+                        Err(ConnError::Refused(reason)) => {
+                            let _ = self.events.send(ClientEvent::Disconnected(reason));
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "rejoining failed; retrying");
+                            backoff = (backoff * 2).min(self.cfg.max_backoff);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some(reason) = self.serve(j).await else { return };
+            let _ = self.events.send(ClientEvent::Disconnected(reason));
+            if let Ok(mut g) = self.pending.lock() {
+                g.clear();
+            }
+            self.conn.send_replace(None);
+            if !self.cfg.reconnect || *self.shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Serves one connection; `None` when the client is closed, else why the connection ended.
+    async fn serve(&mut self, j: Joined) -> Option<String> {
+        let Joined { conn, mut tx, mut rx, mut core } = j;
+        if let Ok(mut g) = self.view.lock() {
+            g.clone_from(core.view());
+        }
+        self.conn.send_replace(Some(conn.clone()));
+        loop {
+            tokio::select! {
+                m = self.out_rx.recv() => match m {
+                    Some(m) => {
+                        if let Err(e) = tx.send(&m).await {
+                            return Some(e.to_string());
+                        }
+                    }
+                    None => {
+                        conn.close(quinn::VarInt::from_u32(0), b"bye");
+                        return None;
+                    }
+                },
+                r = rx.recv() => match r {
+                    Ok(m) => {
+                        let (event, reply) = core.handle_message(m);
+                        if let Ok(mut g) = self.view.lock() {
+                            g.clone_from(core.view());
+                        }
+                        if let Some((req, reply)) = reply
+                            && let Some(tx) = self.pending.lock().ok().and_then(|mut g| g.remove(&req))
+                        {
+                            let _ = tx.send(reply);
+                        }
+                        if let Some(e) = event {
+                            let _ = self.events.send(e);
+                        }
+                    }
+                    Err(e) => return Some(e.to_string()),
+                },
+                _ = self.shutdown.changed() => {
+                    conn.close(quinn::VarInt::from_u32(0), b"bye");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl SessionClient {
+    /// Connects, joins the room and starts receiving. Errors of this first connection are
+    /// returned; later losses are retried in the background.
+    ///
+    /// # Errors
+    /// Connection errors, or the relay's refusal.
+    pub async fn connect(cfg: ClientConfig) -> Result<Self, ConnError> {
+        let endpoint = conn::client_endpoint(cfg.relay)?;
+        let first = join(&endpoint, &cfg).await?;
+        let view = Arc::new(Mutex::new(first.core.view().clone()));
+        let (out, out_rx) = mpsc::channel::<PeerMsg>(1024);
+        let (ev_tx, events) = mpsc::unbounded_channel();
+        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let (conn_tx, conn) = watch::channel(Some(first.conn.clone()));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let sup = Supervisor {
+            endpoint,
+            cfg,
+            out_rx,
+            events: ev_tx,
+            view: view.clone(),
+            pending: pending.clone(),
+            conn: conn_tx,
+            shutdown: shutdown_rx,
+        };
+        let task = tokio::spawn(sup.run(first));
+        Ok(Self { out, events, view, pending, next_req: 1, conn, shutdown, task })
+    }
+
+    /// The room as of the last message received.
+    #[must_use]
+    pub fn view(&self) -> RoomView {
+        self.view.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The next room event; `None` once the connection ended and every event was taken.
+    pub async fn next_event(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits until a plugin named `name` is listed, and returns its id. Events seen meanwhile
+    /// are consumed.
+    ///
+    /// # Errors
+    /// [`ClientError::Disconnected`].
+    pub async fn wait_for_plugin(&mut self, name: &str) -> Result<PluginId, ClientError> {
+        loop {
+            if let Some(p) = self.view().plugins.iter().find(|p| p.meta.name == name) {
+                return Ok(p.id);
+            }
+            match self.events.recv().await {
+                Some(ClientEvent::Disconnected(_)) | None => return Err(ClientError::Disconnected),
+                Some(_) => {}
+            }
+        }
+    }
+
+    async fn send(&self, msg: PeerMsg) -> Result<(), ClientError> {
+        self.out.send(msg).await.map_err(|_| ClientError::Disconnected)
+    }
+
+    async fn request(&mut self, make: impl FnOnce(u32) -> PeerMsg) -> Result<Reply, ClientError> {
+        let req = self.next_req;
+        self.next_req = self.next_req.wrapping_add(1);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut g) = self.pending.lock() {
+            g.insert(req, tx);
+        }
+        self.send(make(req)).await?;
+        rx.await.map_err(|_| ClientError::Disconnected)
+    }
+
+    /// Activates a plugin in this room (or returns its running instance).
+    ///
+    /// # Errors
+    /// [`ClientError::Failed`] (unknown or offline plugin), [`ClientError::Disconnected`].
+    pub async fn activate(&mut self, plugin: PluginId) -> Result<InstanceId, ClientError> {
+        match self.request(|req| PeerMsg::Activate { req, plugin }).await? {
+            Reply::Activated(i) => Ok(i),
+            Reply::Failed(r) => Err(ClientError::Failed(r)),
+            Reply::Integration(_) => Err(ClientError::Failed("unexpected integration answer".into())),
+        }
+    }
+
+    /// Deactivates an instance of this room (the room gets `InstanceStopped`).
+    ///
+    /// # Errors
+    /// [`ClientError::Disconnected`].
+    pub async fn deactivate(&mut self, instance: InstanceId) -> Result<(), ClientError> {
+        let req = self.next_req;
+        self.next_req = self.next_req.wrapping_add(1);
+        self.send(PeerMsg::Deactivate { req, instance }).await
+    }
+
+    /// Presses run on an instance.
+    ///
+    /// # Errors
+    /// [`ClientError::Disconnected`].
+    pub async fn run(&self, instance: InstanceId) -> Result<(), ClientError> {
+        self.send(PeerMsg::ToInstance { instance, body: ToPlugin::Run.encode() }).await
+    }
+
+    /// Opens an instance's advanced settings.
+    ///
+    /// # Errors
+    /// [`ClientError::Disconnected`].
+    pub async fn advanced_settings(&self, instance: InstanceId) -> Result<(), ClientError> {
+        self.send(PeerMsg::ToInstance { instance, body: ToPlugin::AdvancedSettings.encode() }).await
+    }
+
+    /// Invokes integration hook `name` on an instance and waits for its answer.
+    ///
+    /// # Errors
+    /// [`ClientError::Integration`] with the plugin's error, [`ClientError::Disconnected`].
+    pub async fn integration(&mut self, instance: InstanceId, name: &str, args: Bytes) -> Result<Bytes, ClientError> {
+        let name = name.to_owned();
+        let body = |req| ToPlugin::Integration { req, name, args }.encode();
+        match self.request(|req| PeerMsg::ToInstance { instance, body: body(req) }).await? {
+            Reply::Integration(Ok(b)) => Ok(b),
+            Reply::Integration(Err(e)) => Err(ClientError::Integration(e)),
+            Reply::Failed(r) => Err(ClientError::Failed(r)),
+            Reply::Activated(_) => Err(ClientError::Failed("unexpected answer".into())),
+        }
+    }
+
+    /// Sends a raw body to an instance of the room.
+    ///
+    /// # Errors
+    /// [`ClientError::Disconnected`].
+    pub async fn send_to_instance(&self, instance: InstanceId, body: Bytes) -> Result<(), ClientError> {
+        self.send(PeerMsg::ToInstance { instance, body }).await
+    }
+
+    /// Waits for the next frame stream an instance of the room opens to this user (live, or
+    /// replayed on joining).
+    ///
+    /// # Errors
+    /// Connection errors (also when not connected right now), a malformed preamble.
+    pub async fn accept_frames(&self) -> Result<FrameStream, ConnError> {
+        let conn = self.connection().ok_or(ConnError::Finished)?;
+        let mut recv = conn.accept_uni().await.map_err(ConnError::Connection)?;
+        let head = conn::read_head(&mut recv).await?;
+        Ok(FrameStream { head, recv })
+    }
+
+    /// Asks for a keyframe on a frame channel after losing sync.
+    ///
+    /// # Errors
+    /// [`ClientError::Disconnected`].
+    pub async fn keyframe_wanted(&self, instance: InstanceId, channel: u32) -> Result<(), ClientError> {
+        self.send(PeerMsg::KeyframeWanted { instance, channel }).await
+    }
+
+    /// The current QUIC connection (frame streams arrive on it as unidirectional streams);
+    /// `None` while reconnecting.
+    #[must_use]
+    pub fn connection(&self) -> Option<quinn::Connection> {
+        self.conn.borrow().clone()
+    }
+
+    /// Leaves the room and closes the connection; no reconnection follows.
+    pub fn close(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
