@@ -382,20 +382,37 @@ fn encode_colors(colors: &[u32]) -> (u8, Writer) {
     }
 }
 
-/// The triangle that `code` and `delta` describe, given the previous triangle.
+/// For each triangle code: where each corner of the new triangle comes from (0 = the new
+/// index, 1-3 = corners 0-2 of the previous triangle), then which previous corner the new index
+/// is a delta against. Code `c ≥ 1` is `1 + ((edge · 3 + r) · 2 + flip) · 2 + ref`: the shared
+/// edge runs from previous corner `edge` to corner `edge + 1` (mod 3), the new index sits at
+/// corner `r`, corners `r + 1` and `r + 2` hold the edge (reversed when `flip`), and the delta
+/// is against the edge's first (`ref` 0) or second (`ref` 1) vertex.
+const TRIANGLE_TABLE: [[u8; 4]; CODES as usize] = {
+    let mut t = [[0u8; 4]; CODES as usize];
+    let mut c = 1;
+    while c < CODES as usize {
+        let c1 = c - 1;
+        let (refbit, flip, rk) = (c1 & 1, c1 >> 1 & 1, c1 >> 2);
+        let (r, edge) = (rk % 3, rk / 3);
+        let (e0, e1) = (1 + edge as u8, 1 + ((edge + 1) % 3) as u8);
+        let (x, y) = if flip == 1 { (e1, e0) } else { (e0, e1) };
+        t[c][r] = 0;
+        t[c][(r + 1) % 3] = x;
+        t[c][(r + 2) % 3] = y;
+        t[c][3] = if refbit == 1 { e1 } else { e0 };
+        c += 1;
+    }
+    t
+};
+
+/// The triangle that `code` (1..=36) and `delta` describe, given the previous triangle.
 #[inline]
 fn shared_edge_triangle(prev: [u32; 3], code: u32, delta: i32) -> [u32; 3] {
-    let c = code - 1;
-    let (refbit, flip, rk) = (c & 1, c >> 1 & 1, c >> 2);
-    let (r, k) = ((rk % 3) as usize, (rk / 3) as usize);
-    let (e0, e1) = (prev[k], prev[(k + 1) % 3]);
-    let (x, y) = if flip == 1 { (e1, e0) } else { (e0, e1) };
-    let n = if refbit == 1 { e1 } else { e0 }.wrapping_add(delta as u32);
-    let mut t = [0u32; 3];
-    t[r] = n;
-    t[(r + 1) % 3] = x;
-    t[(r + 2) % 3] = y;
-    t
+    let e = TRIANGLE_TABLE[code as usize % TRIANGLE_TABLE.len()];
+    let mut src = [0, prev[0], prev[1], prev[2]];
+    src[0] = src[usize::from(e[3] & 3)].wrapping_add(delta as u32);
+    [src[usize::from(e[0] & 3)], src[usize::from(e[1] & 3)], src[usize::from(e[2] & 3)]]
 }
 
 /// Triangle indices: per block of 32 triangles, a code column (0 = escape, else which edge of
@@ -656,8 +673,6 @@ impl<'a> MeshRef<'a> {
         }
         let palette_len = palette.len() / 4;
         let nmax = if self.normal_bits == 0 { 0 } else { snorm_max(u32::from(self.normal_bits)) };
-        #[allow(clippy::cast_precision_loss)]
-        let to16 = 32767.0 / nmax.max(1) as f32;
         let uv_top = if self.uv_bits == 0 { 0 } else { (1i32 << self.uv_bits) - 1 };
         let uv_scale = [
             uv_scale(self.uv_min[0], self.uv_max[0], self.uv_bits.max(1)),
@@ -691,9 +706,7 @@ impl<'a> MeshRef<'a> {
                     if x.abs() > nmax || y.abs() > nmax {
                         return Err(CodecError::Corrupt("normal outside the octahedral square"));
                     }
-                    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
-                    let h = |x: i32| if nmax == 32767 { x } else { (x as f32 * to16).round() as i32 };
-                    v.normal = pack_oct16([h(x), h(y)]);
+                    v.normal = pack_oct16([to_snorm16(x, nmax), to_snorm16(y, nmax)]);
                 }
             }
             match self.color_mode {
@@ -760,6 +773,17 @@ impl<'a> MeshRef<'a> {
         m.texture = self.texture().map(|(width, height, rgba)| Texture { width, height, rgba: rgba.to_vec() });
         Ok(m)
     }
+}
+
+/// A `bits`-bit snorm value (magnitude at most `max`) as a 16-bit snorm:
+/// `floor((2 · q · 32767 + max) / (2 · max))`, i.e. `q · 32767 / max` rounded half up (the
+/// identity for 16 bits).
+#[inline]
+fn to_snorm16(q: i32, max: i32) -> i32 {
+    let (q, m) = (i64::from(q), i64::from(max.max(1)));
+    #[allow(clippy::cast_possible_truncation)]
+    let v = (2 * q * 32767 + m).div_euclid(2 * m) as i32;
+    v
 }
 
 /// Decodes a triangle section into `out` (3 · triangles indices), checking every index
