@@ -150,7 +150,7 @@ impl Mesh {
                 return Err(CodecError::Corrupt(what));
             }
         }
-        if self.indices.len() % 3 != 0 {
+        if !self.indices.len().is_multiple_of(3) {
             return Err(CodecError::Corrupt("mesh index count is not a multiple of 3"));
         }
         if self.indices.iter().any(|&i| i as usize >= v) {
