@@ -856,6 +856,7 @@ impl<'a> MeshRef<'a> {
         }
         let palette_len = palette.len() / 4;
         let nmax = if self.normal_bits == 0 { 0 } else { snorm_max(u32::from(self.normal_bits)) };
+        let to16 = Snorm16::new(nmax);
         let uv_top = if self.uv_bits == 0 { 0 } else { (1i32 << self.uv_bits) - 1 };
         let uv_scale = [
             uv_scale(self.uv_min[0], self.uv_max[0], self.uv_bits.max(1)),
@@ -889,7 +890,7 @@ impl<'a> MeshRef<'a> {
                     if !(-nmax..=nmax).contains(&x) || !(-nmax..=nmax).contains(&y) {
                         return Err(CodecError::Corrupt("normal outside the octahedral square"));
                     }
-                    v.normal = pack_oct16([to_snorm16(x, nmax), to_snorm16(y, nmax)]);
+                    v.normal = pack_oct16([to16.convert(x), to16.convert(y)]);
                 }
             }
             match self.color_mode {
@@ -960,13 +961,41 @@ impl<'a> MeshRef<'a> {
 
 /// A `bits`-bit snorm value (magnitude at most `max`) as a 16-bit snorm:
 /// `floor((2 · q · 32767 + max) / (2 · max))`, i.e. `q · 32767 / max` rounded half up (the
-/// identity for 16 bits).
-#[inline]
+/// identity for 16 bits). The definition; [`Snorm16`] computes the same without a division.
+#[cfg_attr(not(test), allow(dead_code))]
 fn to_snorm16(q: i32, max: i32) -> i32 {
     let (q, m) = (i64::from(q), i64::from(max.max(1)));
     #[allow(clippy::cast_possible_truncation)]
     let v = (2 * q * 32767 + m).div_euclid(2 * m) as i32;
     v
+}
+
+/// [`to_snorm16`] by a multiplication: the numerator is below 2^31 and a non-integer quotient
+/// is at least `1 / (2 · max)` ≥ 1.5·10^-5 from the next integer, far above the f64 rounding
+/// error, so adding 10^-9 before truncating reproduces the floor exactly.
+#[derive(Clone, Copy)]
+struct Snorm16 {
+    max: i32,
+    inv: f64,
+}
+
+impl Snorm16 {
+    fn new(max: i32) -> Self {
+        let max = max.max(1);
+        Self { max, inv: 1.0 / (2.0 * f64::from(max)) }
+    }
+
+    #[inline]
+    fn convert(self, q: i32) -> i32 {
+        if self.max == 32767 {
+            return q;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let t = (2 * i64::from(q) * 32767 + i64::from(self.max)) as f64 * self.inv + 1e-9;
+        #[allow(clippy::cast_possible_truncation)]
+        let i = t as i32;
+        if f64::from(i) > t { i - 1 } else { i }
+    }
 }
 
 /// Decodes a triangle section into `out` (3 · triangles indices), checking every index
@@ -992,7 +1021,11 @@ fn decode_indices(section: &[u8], vertices: u32, out: &mut [u32]) -> Result<(), 
                 return Err(CodecError::Corrupt("unknown triangle code"));
             }
             if b & ORDER2 != 0 {
-                *c = (*c + code_state[1]) % CODES;
+                // Both below CODES: one conditional subtraction is the modulo.
+                *c += code_state[1];
+                if *c >= CODES {
+                    *c -= CODES;
+                }
             }
             code_state = [*c, code_state[0]];
         }
@@ -1649,9 +1682,7 @@ impl ShapeEncoder {
         if self.last.is_none() {
             return Ok(vec![self.full(target.iter(), out)?]);
         }
-        let sent = std::mem::take(&mut self.sent);
-        let diff = sent.diff(target);
-        self.sent = sent;
+        let diff = self.sent.diff(target);
         let mut headers = Vec::new();
         if !diff.upserts.is_empty() || !diff.destroys.is_empty() {
             headers.push(self.update_refs(&diff.upserts, &diff.destroys, out)?);
@@ -1692,6 +1723,19 @@ mod tests {
         }
         // Distinct (rotation, orientation, edge) choices give distinct triangles.
         assert!(seen.len() >= 18);
+    }
+
+    #[test]
+    fn snorm16_conversion_is_the_exact_floor() {
+        for bits in 2..=16u32 {
+            let m = snorm_max(bits);
+            let fast = Snorm16::new(m);
+            for q in -m..=m {
+                assert_eq!(fast.convert(q), to_snorm16(q, m), "bits {bits} q {q}");
+            }
+            assert_eq!(fast.convert(m), 32767);
+            assert_eq!(fast.convert(-m), -32767);
+        }
     }
 
     #[test]
