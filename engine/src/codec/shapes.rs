@@ -593,9 +593,16 @@ const TRIANGLE_TABLE: [[u8; 4]; CODES as usize] = {
 #[inline]
 fn shared_edge_triangle(prev: [u32; 3], code: u32, delta: i32) -> [u32; 3] {
     let e = TRIANGLE_TABLE[code as usize % TRIANGLE_TABLE.len()];
-    let mut src = [0, prev[0], prev[1], prev[2]];
-    src[0] = src[usize::from(e[3] & 3)].wrapping_add(delta as u32);
-    [src[usize::from(e[0] & 3)], src[usize::from(e[1] & 3)], src[usize::from(e[2] & 3)]]
+    // Selects in registers: a table-indexed array would round-trip through memory on the
+    // triangle-to-triangle dependency chain.
+    let pick = |k: u8, n: u32| match k & 3 {
+        0 => n,
+        1 => prev[0],
+        2 => prev[1],
+        _ => prev[2],
+    };
+    let n = pick(e[3], 0).wrapping_add(delta as u32);
+    [pick(e[0], n), pick(e[1], n), pick(e[2], n)]
 }
 
 /// Triangle indices: per block of 32 triangles, a code column (0 = escape, else which edge of
@@ -970,19 +977,24 @@ fn to_snorm16(q: i32, max: i32) -> i32 {
     v
 }
 
-/// [`to_snorm16`] by a multiplication: the numerator is below 2^31 and a non-integer quotient
-/// is at least `1 / (2 · max)` ≥ 1.5·10^-5 from the next integer, far above the f64 rounding
-/// error, so adding 10^-9 before truncating reproduces the floor exactly.
+/// [`to_snorm16`] without a division. With the numerator made non-negative,
+/// `x = 2·32767·(q + max) + max < 2^31` (for `max` ≤ 16383; 16 bits are the identity), and
+/// `floor(x / (2·max)) − 32767` is the value; the quotient is a multiplication by
+/// `m = floor(2^s / d) + 1`, `s = 32 + ceil(log2 d)`, exact for every `x < 2^32`
+/// (Granlund and Montgomery, 1994).
 #[derive(Clone, Copy)]
 struct Snorm16 {
     max: i32,
-    inv: f64,
+    magic: u64,
+    shift: u32,
 }
 
 impl Snorm16 {
     fn new(max: i32) -> Self {
-        let max = max.max(1);
-        Self { max, inv: 1.0 / (2.0 * f64::from(max)) }
+        let max = max.clamp(1, 32767);
+        let d = 2 * u64::from(max.unsigned_abs());
+        let shift = 32 + (64 - (d - 1).leading_zeros());
+        Self { max, magic: ((1u128 << shift) / u128::from(d)) as u64 + 1, shift }
     }
 
     #[inline]
@@ -990,11 +1002,10 @@ impl Snorm16 {
         if self.max == 32767 {
             return q;
         }
-        #[allow(clippy::cast_precision_loss)]
-        let t = (2 * i64::from(q) * 32767 + i64::from(self.max)) as f64 * self.inv + 1e-9;
-        #[allow(clippy::cast_possible_truncation)]
-        let i = t as i32;
-        if f64::from(i) > t { i - 1 } else { i }
+        // q is within ±max (checked by the caller), so x is non-negative and below 2^31.
+        let x = (2 * 32767 * i64::from(q + self.max) + i64::from(self.max)) as u64;
+        let quotient = ((u128::from(x) * u128::from(self.magic)) >> self.shift) as i32;
+        quotient - 32767
     }
 }
 
