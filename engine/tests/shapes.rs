@@ -587,6 +587,21 @@ fn hostile_counts_and_indices_are_typed_errors() {
     let mut h = header_for(FrameKind::Shapes, 1_000_000, 2);
     h.base_seq = 4;
     assert!(parse_shapes(&p.buf, &h, &limits).is_err());
+    // A thousand shape records claimed in 50 bytes: refused before the record vector is sized.
+    let mut p = Writer::new();
+    p.u8(1);
+    p.varint(0);
+    p.varint(1000);
+    p.buf.extend_from_slice(&[0; 50]);
+    assert_eq!(parse_shapes(&p.buf, &header_for(FrameKind::Shapes, 1000, 2), &limits), Err(CodecError::Truncated));
+    // The same for changes.
+    let mut p = Writer::new();
+    p.varint(1000);
+    p.buf.extend_from_slice(&[0; 50]);
+    assert_eq!(
+        decode_changes(&p.buf, &header_for(FrameKind::ShapeDelta, 1000, 2), &limits),
+        Err(CodecError::Truncated)
+    );
 
     // Labels beyond max_string, texture sizes that do not add up.
     let label = Shape {

@@ -1390,9 +1390,9 @@ pub fn parse_shapes<'a>(
     if nd + ns != records_max {
         return Err(CodecError::Corrupt("record count differs from the header"));
     }
-    // A record takes at least 10 bytes (id, kind, colour, anchor tag... ): bound the vector by
-    // what the payload can hold as well.
-    if ns > r.remaining() {
+    // A record takes more than 10 bytes (id, kind, colour, anchor): bound the vector by what the
+    // payload can hold as well.
+    if ns.saturating_mul(10) > r.remaining() {
         return Err(CodecError::Truncated);
     }
     let mut recs = Vec::with_capacity(ns);
@@ -1504,8 +1504,8 @@ pub fn decode_changes(payload: &[u8], header: &FrameHeader, limits: &Limits) -> 
     if n != header.atom_count as usize {
         return Err(CodecError::Corrupt("record count differs from the header"));
     }
-    // A change takes at least 3 bytes (id, mask, one field byte).
-    if n > r.remaining() {
+    // A change takes at least 6 bytes (id, mask, a 4-byte field).
+    if n.saturating_mul(6) > r.remaining() {
         return Err(CodecError::Truncated);
     }
     let mut out = Vec::with_capacity(n);
