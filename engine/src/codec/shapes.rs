@@ -14,7 +14,12 @@
 //!
 //! **Measured** (`molstream-bench shapes --triangles 1000000`, release, this 2-core machine): a
 //! torus of 1,000,000 triangles and 501,501 vertices with normals, smooth per-vertex colours and
-//! uvs, at 0.001 Å, in generator order, takes MEASURED_LINE
+//! uvs, at 0.001 Å, in generator order, takes 1,981,586 bytes: 1.98 bytes a triangle (positions
+//! 1.18, normals 0.89, colours 0.57 and uvs 0.50 bytes a vertex; triangles 0.41 bytes each),
+//! 15x less than its float columns (30.1 MB). Decoding it into `MeshVertex` and index buffers
+//! takes 12 ms, 7x a memcpy of the same 28 MB of output (1.7 ms); encoding takes 50 ms. A
+//! coarser torus codes larger steps (100k triangles: 3.4 bytes a triangle); the same mesh with
+//! vertices and triangles in random order, the worst case for neighbour prediction, takes 16.3.
 //!
 //! ## Header fields
 //!
