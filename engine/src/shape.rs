@@ -918,6 +918,51 @@ mod tests {
     }
 
     #[test]
+    fn instances_resolve_anchors_and_skip_unloaded_targets() {
+        let mut set = ShapeSet::new(Limits::default());
+        let atom = Anchor::atom(ComplexId(1), AtomId(5), Vec3::new(0.0, 0.0, 1.0));
+        let line = ShapeKind::Line {
+            start: Anchor::workspace(Vec3::X),
+            end: atom,
+            thickness: 0.2,
+            dash_length: 0.5,
+            dash_gap: 0.25,
+        };
+        set.insert(Shape { id: ShapeId(3), color: 7, kind: ShapeKind::Sphere { anchor: atom, radius: 1.5 } }).unwrap();
+        set.insert(Shape { id: ShapeId(4), color: 8, kind: line }).unwrap();
+        let unloaded = Anchor::complex(ComplexId(9), Vec3::ZERO);
+        set.insert(Shape { id: ShapeId(5), color: 9, kind: ShapeKind::Sphere { anchor: unloaded, radius: 1.0 } })
+            .unwrap();
+        let label = ShapeKind::Label { anchor: atom, text: "a".into(), font_size: 10.0 };
+        set.insert(Shape { id: ShapeId(6), color: 1, kind: label }).unwrap();
+        let resolve = |t: AnchorTarget| match t {
+            AnchorTarget::Workspace => Some(0),
+            AnchorTarget::Complex(ComplexId(1)) => Some(2),
+            AnchorTarget::Atom(ComplexId(1), a) => Some(ANCHOR_ATOM | (100 + a.0)),
+            _ => None,
+        };
+        let (mut spheres, mut lines) = (Vec::new(), Vec::new());
+        build_shape_instances(&set, 1000, resolve, &mut spheres, &mut lines);
+        assert_eq!(
+            spheres,
+            [SphereInstance {
+                offset: [0.0, 0.0, 1.0],
+                radius: 1.5,
+                color: 7,
+                anchor: ANCHOR_ATOM | 105,
+                pick_id: 1003
+            }]
+        );
+        assert_eq!(lines.len(), 1);
+        let l = lines[0];
+        assert_eq!(
+            (l.start, l.end, l.start_anchor, l.end_anchor),
+            ([1.0, 0.0, 0.0], [0.0, 0.0, 1.0], 0, ANCHOR_ATOM | 105)
+        );
+        assert_eq!((l.thickness, l.dash_length, l.dash_gap, l.color, l.pick_id), (0.2, 0.5, 0.25, 8, 1004));
+    }
+
+    #[test]
     fn changes_apply_only_where_they_fit() {
         let mut set = ShapeSet::new(Limits::default());
         let sphere = Shape {
