@@ -63,3 +63,8 @@ typed_id!(
     /// An interned string of a topology's [`crate::model::StringPool`].
     StrId
 );
+typed_id!(
+    /// A shape (sphere, line, label, mesh) drawn by a plugin; chosen by its sender, unique
+    /// within one shape stream (see [`crate::shape`]).
+    ShapeId
+);

@@ -26,6 +26,7 @@ pub mod gpu;
 pub mod ids;
 pub mod io;
 pub mod model;
+pub mod shape;
 pub mod style;
 pub mod synth;
 pub mod templates;

@@ -23,6 +23,7 @@ pub mod bits;
 pub mod header;
 pub mod keyframe;
 pub mod positions;
+pub mod shapes;
 pub mod stream;
 pub mod topology;
 pub mod transform;
@@ -106,10 +107,27 @@ pub struct Limits {
     pub max_atoms: u32,
     /// Largest string (names, labels) accepted, in bytes.
     pub max_string: usize,
+    /// Largest number of shape records in one shapes frame, and of shapes one
+    /// [`crate::shape::ShapeSet`] holds.
+    pub max_shapes: u32,
+    /// Largest total of mesh vertices in one shapes frame.
+    pub max_vertices: u32,
+    /// Largest total of mesh triangles in one shapes frame.
+    pub max_triangles: u32,
+    /// Largest mesh texture accepted, in bytes (width · height · 4).
+    pub max_texture_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_payload: 1 << 30, max_atoms: 50_000_000, max_string: 1 << 16 }
+        Self {
+            max_payload: 1 << 30,
+            max_atoms: 50_000_000,
+            max_string: 1 << 16,
+            max_shapes: 1 << 20,
+            max_vertices: 1 << 24,
+            max_triangles: 1 << 25,
+            max_texture_bytes: 1 << 26,
+        }
     }
 }
