@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use molstream_engine::codec::{FrameHeader, FrameKind, Limits};
+use molstream_engine::codec::{FrameHeader, Limits};
 
 use crate::proto::msg::hello_version;
 use crate::proto::{
@@ -87,7 +87,7 @@ impl Default for RelayConfig {
             max_retained_frame_bytes_per_room: 1 << 30,
             max_delta_chain_bytes: 16 << 20,
             max_queued_frame_bytes: 16 << 20,
-            frame_limits: Limits { max_payload: 256 << 20, max_atoms: 50_000_000, max_string: 1 << 16 },
+            frame_limits: Limits { max_payload: 256 << 20, ..Limits::default() },
         }
     }
 }
@@ -812,7 +812,9 @@ impl RelayCore {
         let Some(inst) = self.instances.get_mut(&instance) else { return StreamVerdict::Stop };
         let room_name = inst.room.clone();
         let Some(ch) = inst.channels.get_mut(&channel) else { return StreamVerdict::Stop };
-        let is_key = header.kind == FrameKind::Keyframe;
+        // Self-contained frames (structure keyframes, full shape frames) are the ones that are
+        // their own base; every other kind chains on `base_seq`.
+        let is_key = header.base_seq == header.seq;
         let budget = self.cfg.max_retained_frame_bytes_per_room;
         let Some(room) = self.rooms.get_mut(&room_name) else { return StreamVerdict::Stop };
         let before = ch.retained_len();
