@@ -2,7 +2,7 @@
 // output format (a surface or the headless RGBA8 texture). Standalone module.
 //
 // Outlines: a pixel whose neighbours (at `width` pixels) lie much farther away is on the
-// near side of a silhouette and is darkened. This outlines the structure against the
+// near side of a silhouette and is darkened, unless it is thin (see below). This outlines the structure against the
 // background and every atom or bond in front of another, which makes overlapping spheres read
 // apart. The depth comes from sample 0 of the multisampled depth buffer.
 
@@ -61,14 +61,18 @@ fn fs_composite(in: FullscreenVarying) -> @location(0) vec4<f32> {
     var color = textureLoad(scene_color, p, 0).rgb;
     let d0 = depth_at(p, size);
     let k = i32(max(post.fog.w, 1.0));
-    var step = 0.0;
-    step = max(step, depth_at(p + vec2<i32>(k, 0), size) - d0);
-    step = max(step, depth_at(p - vec2<i32>(k, 0), size) - d0);
-    step = max(step, depth_at(p + vec2<i32>(0, k), size) - d0);
-    step = max(step, depth_at(p - vec2<i32>(0, k), size) - d0);
+    // Depth step to the farther neighbour along each axis. A pixel whose neighbours on both
+    // sides lie behind it is a feature at most one outline wide (a thin line seen from afar):
+    // it keeps its colour instead of turning into outline.
+    let l = depth_at(p - vec2<i32>(k, 0), size) - d0;
+    let r = depth_at(p + vec2<i32>(k, 0), size) - d0;
+    let u = depth_at(p - vec2<i32>(0, k), size) - d0;
+    let d = depth_at(p + vec2<i32>(0, k), size) - d0;
+    let thin = smoothstep(0.25, 1.0, max(min(l, r), min(u, d)) / post.depth.w);
+    let step = max(max(l, r), max(u, d));
     // Outlines fade with the fog, so depth cueing still reads.
     let fog = clamp((d0 - post.fog.x) / max(post.fog.y - post.fog.x, 1e-3), 0.0, 1.0) * post.fog.z;
-    let edge = smoothstep(0.25, 1.0, step / post.depth.w) * post.depth.z * (1.0 - fog);
+    let edge = smoothstep(0.25, 1.0, step / post.depth.w) * (1.0 - thin) * post.depth.z * (1.0 - fog);
     color = color * (1.0 - edge);
     if post.output.x > 0.5 {
         color = srgb_encode(clamp(color, vec3<f32>(0.0), vec3<f32>(1.0)));
