@@ -33,6 +33,7 @@ use molstream_engine::gpu::StructureBuffers;
 use molstream_engine::io::{self, Format, LoadOptions, LoadTimings, Loaded};
 
 mod codec;
+mod render;
 use molstream_engine::{DisplayState, ModelView, Style, synth};
 use serde_json::json;
 
@@ -60,6 +61,9 @@ enum Command {
     /// Stream codec: sizes and delta-decode speed on a trajectory, next to memcpy and (for XTC
     /// input) molly's XTC decoder, all measured in the same run.
     Codec(codec::CodecArgs),
+    /// Offscreen frame times of the renderer on a tiled structure, static and with positions
+    /// streamed every frame, beside an empty scene.
+    Render(render::RenderArgs),
 }
 
 /// Arguments of `load`.
@@ -142,6 +146,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Load(args) => run_load(&args),
         Command::Codec(args) => codec::run(&args),
+        Command::Render(args) => render::run(&args),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The renderer: pipelines, render targets and the passes of a frame.
 //!
 //! A frame is two passes:
-//! 1. **scene** (4× MSAA, `Rgba16Float` colour resolved to a single-sample texture, `Depth32Float`
+//! 1. **scene** (4× MSAA, `Rgba8UnormSrgb` colour resolved to a single-sample texture, `Depth32Float`
 //!    kept for the next pass): atom spheres (`vs_atom`/`fs_atom`), cylinder 0 of every bond
 //!    (`vs_bond`/`fs_bond`), the extra cylinders of multiple bonds (`vs_bond_extra`/`fs_bond`).
 //!    Impostors write their true depth and their silhouette coverage as alpha
@@ -28,8 +28,9 @@ use super::uniforms::{FrameUniforms, PostUniforms};
 
 /// MSAA sample count of the scene pass.
 pub const SAMPLE_COUNT: u32 = 4;
-/// Format of the scene colour (linear, resolved before the composite pass).
-pub const SCENE_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba16Float;
+/// Format of the scene colour: linear values stored sRGB-encoded in 8 bits (half the bandwidth of
+/// `Rgba16Float` without its banding in the darks), resolved before the composite pass.
+pub const SCENE_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
 /// Format of the scene and pick depth buffers.
 pub const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
 /// Format of the id target: one `pick_id` per pixel, 0 for background.
