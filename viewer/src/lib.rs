@@ -1,8 +1,10 @@
 //! # molstream-viewer
 //!
-//! The `molstream` command: `inspect` (structure statistics, as text or JSON) and `render`
-//! (headless rendering to PNG), and the wgpu renderer ([`render`]) the desktop viewer builds on.
+//! The `molstream` command: `inspect` (structure statistics, as text or JSON), `render`
+//! (headless rendering to PNG) and `view` (the desktop window, [`app`]), and the wgpu renderer
+//! ([`render`]) they draw with.
 
+pub mod app;
 pub mod inspect;
 pub mod render;
 

@@ -35,6 +35,15 @@ enum Command {
         #[arg(long)]
         no_validate: bool,
     },
+    /// Open a window showing the structures (the bundled one without files): drag to
+    /// rotate, right drag to move, wheel to zoom, click to select.
+    View {
+        /// Structure files (PDB or mmCIF, optionally .gz).
+        files: Vec<std::path::PathBuf>,
+        /// Close after this many frames (for smoke tests).
+        #[arg(long, hide = true)]
+        exit_after_frames: Option<u64>,
+    },
     /// Render a structure to a PNG image without a window (offscreen GPU rendering; a
     /// software adapter such as lavapipe works).
     Render {
@@ -134,6 +143,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
+        Some(Command::View { files, exit_after_frames }) => {
+            molstream_viewer::app::run(molstream_viewer::app::ViewOptions { files, exit_after_frames })
+        }
         Some(Command::Render { file, out, width, height, style, color }) => {
             let style = Style { representation: style.into(), color: color.into() };
             render(&RenderArgs { file, out, width, height, style })
