@@ -51,7 +51,7 @@ pub enum RenderError {
         limit: u64,
     },
     /// A partial write past the end of a buffer.
-    #[error("atoms {first}..{} are outside the atom buffer of {len}", first + count)]
+    #[error("atoms {first}..{} are outside the atom buffer of {len}", first.saturating_add(*count))]
     OutOfRange {
         /// First record written.
         first: usize,
