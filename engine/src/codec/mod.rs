@@ -11,6 +11,7 @@
 //!   per-stream state that applies frames to an [`crate::gpu::AtomInstance`] buffer.
 
 pub mod bits;
+pub mod entropy;
 pub mod header;
 pub mod keyframe;
 pub mod positions;
