@@ -328,25 +328,30 @@ pub fn unpack(data: &[u8], w: u32, out: &mut [u32; BLOCK]) {
     fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
 }
 
-/// Width-specialised unpacking: with `W` a constant, the shifts and masks are constants and
-/// the loop unrolls, which is what makes delta decoding run at hundreds of millions of atoms
-/// per second.
+/// Width-specialised unpacking: with `W` a constant, every value is one unaligned 64-bit load
+/// at a constant offset, a shift and a mask (the block is first copied into a padded buffer so
+/// the last loads stay in bounds). This is what makes delta decoding run at hundreds of
+/// millions of atoms per second.
 #[inline]
 fn unpack_fixed<const W: u32>(data: &[u8], out: &mut [u32; BLOCK]) {
-    let data = &data[..4 * W as usize];
+    let len = 4 * W as usize;
+    let mut padded = [0u8; 4 * BLOCK + 8];
+    padded[..len].copy_from_slice(&data[..len]);
     let mask: u64 = if W == 32 { u64::from(u32::MAX) } else { (1u64 << W) - 1 };
-    let mut acc: u64 = 0;
-    let mut bits: u32 = 0;
-    let mut byte = 0usize;
-    for slot in out.iter_mut() {
-        while bits < W {
-            acc |= u64::from(data[byte]) << bits;
-            byte += 1;
-            bits += 8;
-        }
-        *slot = (acc & mask) as u32;
-        acc >>= W;
-        bits -= W;
+    for (k, slot) in out.iter_mut().enumerate() {
+        let bit = k * W as usize;
+        let b = bit / 8;
+        let word = u64::from_le_bytes([
+            padded[b],
+            padded[b + 1],
+            padded[b + 2],
+            padded[b + 3],
+            padded[b + 4],
+            padded[b + 5],
+            padded[b + 6],
+            padded[b + 7],
+        ]);
+        *slot = ((word >> (bit % 8)) & mask) as u32;
     }
 }
 

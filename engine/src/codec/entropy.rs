@@ -134,42 +134,52 @@ pub fn write_table(freqs: &[u32; TOKENS], w: &mut Writer) {
     }
 }
 
-/// A decoding table: token of every slot of the scale, and each token's range.
+/// Checks a table written by [`write_table`] without building it.
+pub fn check_table(r: &mut Reader<'_>) -> Result<(), CodecError> {
+    let k = usize::from(r.u8()?);
+    if k == 0 || k > TOKENS {
+        return Err(CodecError::Corrupt("entropy table token count out of range"));
+    }
+    let mut cum = 0u64;
+    for _ in 0..k {
+        cum += r.varint()?.min(u64::from(SCALE) + 1);
+        if cum > u64::from(SCALE) {
+            return Err(CodecError::Corrupt("entropy table frequencies exceed the scale"));
+        }
+    }
+    if cum != u64::from(SCALE) {
+        return Err(CodecError::Corrupt("entropy table frequencies do not sum to the scale"));
+    }
+    Ok(())
+}
+
+/// A decoding table: for every slot of the scale, its token (bits 0–7), the slot's offset in the
+/// token's range (bits 8–19) and the token's frequency (bits 20–31).
 #[derive(Clone, Debug)]
 pub struct DecTable {
-    lut: [u8; SCALE as usize],
-    freq: [u16; TOKENS],
-    cum: [u16; TOKENS],
+    slots: [u32; SCALE as usize],
 }
 
 impl Default for DecTable {
     fn default() -> Self {
-        Self { lut: [0; SCALE as usize], freq: [0; TOKENS], cum: [0; TOKENS] }
+        Self { slots: [0; SCALE as usize] }
     }
 }
 
 impl DecTable {
     /// Reads a table written by [`write_table`] into `self`.
     pub fn read(&mut self, r: &mut Reader<'_>) -> Result<(), CodecError> {
-        let k = usize::from(r.u8()?);
-        if k == 0 || k > TOKENS {
-            return Err(CodecError::Corrupt("entropy table token count out of range"));
-        }
-        self.freq = [0; TOKENS];
+        let start = r.clone();
+        check_table(r)?;
+        let mut r = start;
+        let k = r.u8()?;
         let mut cum = 0u32;
-        for t in 0..k {
-            let f = r.varint()?;
-            if f > u64::from(SCALE - cum) {
-                return Err(CodecError::Corrupt("entropy table frequencies exceed the scale"));
+        for t in 0..u32::from(k) {
+            let f = r.varint()? as u32;
+            for (off, e) in self.slots[cum as usize..(cum + f) as usize].iter_mut().enumerate() {
+                *e = f << 20 | (off as u32) << 8 | t;
             }
-            let f = f as u32;
-            self.freq[t] = f as u16;
-            self.cum[t] = cum as u16;
-            self.lut[cum as usize..(cum + f) as usize].fill(t as u8);
             cum += f;
-        }
-        if cum != SCALE {
-            return Err(CodecError::Corrupt("entropy table frequencies do not sum to the scale"));
         }
         Ok(())
     }
@@ -177,7 +187,7 @@ impl DecTable {
     /// Whether token `t` has a non-zero frequency.
     #[must_use]
     pub fn has(&self, t: usize) -> bool {
-        self.freq.get(t).is_some_and(|&f| f > 0)
+        self.slots.iter().any(|&e| (e & 0xff) as usize == t)
     }
 }
 
@@ -269,26 +279,20 @@ impl<'a> RansDecoder<'a> {
     }
 
     /// Decodes one token on state `lane` (0–2).
-    #[inline]
+    #[inline(always)]
     pub fn get(&mut self, lane: usize, table: &DecTable) -> u8 {
         let x = self.states[lane];
-        let slot = x & (SCALE - 1);
-        let t = table.lut[slot as usize];
-        let ti = usize::from(t);
-        let mut x = u32::from(table.freq[ti])
-            .wrapping_mul(x >> SCALE_BITS)
-            .wrapping_add(slot)
-            .wrapping_sub(u32::from(table.cum[ti]));
-        if x < RANS_L {
-            let w = match self.words.get(self.pos..self.pos + 2) {
-                Some(b) => u32::from(u16::from_le_bytes([b[0], b[1]])),
-                None => 0,
-            };
-            self.pos += 2;
-            x = (x << 16) | w;
-        }
-        self.states[lane] = x;
-        t
+        let e = table.slots[(x & (SCALE - 1)) as usize];
+        let x = (e >> 20).wrapping_mul(x >> SCALE_BITS).wrapping_add(e >> 8 & 0xfff);
+        // Renormalise without a branch: the next word is read every time, consumed when needed.
+        let w = match self.words.get(self.pos..self.pos + 2) {
+            Some(b) => u32::from(u16::from_le_bytes([b[0], b[1]])),
+            None => 0,
+        };
+        let need = x < RANS_L;
+        self.states[lane] = if need { x << 16 | w } else { x };
+        self.pos += 2 * usize::from(need);
+        e as u8
     }
 }
 
@@ -343,7 +347,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// The next `n` (≤ 32) bits.
-    #[inline]
+    #[inline(always)]
     pub fn get(&mut self, n: u32) -> u32 {
         if self.bits < n {
             self.refill();

@@ -48,8 +48,8 @@ use glam::Vec3;
 use super::CodecError;
 use super::bits::{BLOCK, Reader, Writer, bit_width, unpack, unzigzag, zigzag};
 use super::entropy::{
-    BitReader, BitWriter, DecTable, EncTable, RansDecoder, RansEncoder, TOKEN_BASE, TOKEN_EXTRA, TOKENS, normalize,
-    token, write_table,
+    BitReader, BitWriter, DecTable, EncTable, RansDecoder, RansEncoder, TOKEN_BASE, TOKEN_EXTRA, TOKENS, check_table,
+    normalize, token, write_table,
 };
 use crate::gpu::AtomInstance;
 
@@ -325,8 +325,12 @@ impl Columns<'_> {
     }
 }
 
-/// Candidate predictors of the plan search, in cost-column order.
+/// Candidate predictors of the plan search, in cost-column order; column 5 is the per-block
+/// choice between the first two.
 const CANDIDATES: [Predictor; 5] = [Predictor::Temporal, Predictor::TemporalDiff, S1, S2, S3];
+
+/// Cost column of the per-block predictor.
+const BLOCK_COLUMN: usize = 5;
 
 /// Bits charged per slot of a segment when comparing periods (its descriptor, and a margin
 /// against fitting noise).
@@ -335,85 +339,166 @@ const SLOT_PENALTY: u64 = 48;
 /// Atoms per window of the plan search.
 const WINDOW: usize = 512;
 
-/// Chooses segments and predictors: per window of atoms the period whose best per-slot simple
-/// predictors cost least, equal neighbours merged, then a least-squares linear predictor per
-/// slot of repeated segments where it pays.
+/// A run of atoms sharing a period and, per residue `i mod p`, a candidate column.
+#[derive(Clone, Debug)]
+struct Run {
+    start: usize,
+    end: usize,
+    period: usize,
+    /// Summed cost per residue and column.
+    sums: [[u64; 6]; MAX_PERIOD],
+    /// Chosen column per residue.
+    pattern: [u8; MAX_PERIOD],
+}
+
+impl Run {
+    /// Cost of the best column per residue (`sums` of another run added), without penalty.
+    fn best(&self, other: Option<&Run>, first: usize) -> (u64, [u8; MAX_PERIOD]) {
+        let mut total = 0;
+        let mut pattern = [0u8; MAX_PERIOD];
+        for r in 0..self.period {
+            let (k, v) = (first..6)
+                .map(|k| (k, self.sums[r][k].saturating_add(other.map_or(0, |o| o.sums[r][k]))))
+                .min_by_key(|&(_, v)| v)
+                .unwrap_or((2, 0));
+            pattern[r] = k as u8;
+            total += v;
+        }
+        (total, pattern)
+    }
+
+    /// Cost of atom `i` under this run's pattern.
+    fn atom_cost(&self, cost: &[[u8; 6]], i: usize) -> u64 {
+        u64::from(cost[i][usize::from(self.pattern[i % self.period])])
+    }
+
+    /// The residue that should be slot 0: the least predictable one among those predicted in
+    /// time (a molecule's first atom, whose position does not follow from the atoms before), so
+    /// that the other slots refer only to atoms of the same repeat.
+    fn head(&self) -> usize {
+        let per_atom = |r: usize| self.sums[r][usize::from(self.pattern[r])];
+        let temporal = (0..self.period).filter(|&r| matches!(self.pattern[r], 0 | 1 | 5));
+        temporal
+            .max_by_key(|&r| per_atom(r))
+            .unwrap_or_else(|| (0..self.period).max_by_key(|&r| per_atom(r)).unwrap_or(0))
+    }
+}
+
+/// Chooses segments and predictors:
+/// 1. per window of atoms, the period whose best per-residue simple predictors cost least;
+/// 2. neighbouring windows of one period merged where one pattern serves both;
+/// 3. each boundary moved to the cheapest atom near it, on the next segment's first residue;
+/// 4. per slot of repeated segments, a robust least-squares linear predictor where it pays.
 fn choose_plan(base: &Quantized, cur: &Quantized, keyframe: bool) -> Vec<Segment> {
     let n = cur.len();
     let cols = Columns { base: [&base.x, &base.y, &base.z], cur: [&cur.x, &cur.y, &cur.z] };
     let first = if keyframe { 2 } else { 0 };
-    // Approximate cost (summed bit widths over the axes) of every candidate for every atom.
-    let cost: Vec<[u8; 5]> = (0..n)
+    // Approximate cost (summed bit widths over the axes) of every candidate for every atom; the
+    // per-block column is charged the better temporal one (refined per block below).
+    let cost: Vec<[u8; 6]> = (0..n)
         .map(|i| {
-            let mut c = [0u8; 5];
+            let mut c = [0u8; 6];
             for (k, p) in CANDIDATES.iter().enumerate() {
                 c[k] = (0..3).map(|a| bit_width(cols.residual(*p, a, i)) as u8).sum();
             }
+            c[BLOCK_COLUMN] = if keyframe { u8::MAX } else { c[0].min(c[1]) };
             c
         })
         .collect();
 
-    // Per window: the best period and, per absolute residue i mod p, the best candidate
-    // (index into CANDIDATES, or 5 for per-block).
-    let mut windows: Vec<(usize, usize, [u8; MAX_PERIOD])> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     let mut ws = 0;
     while ws < n {
         let we = (ws + WINDOW).min(n);
-        let mut best: Option<(u64, usize, [u8; MAX_PERIOD])> = None;
+        let mut best: Option<(u64, Run)> = None;
         for p in 1..=MAX_PERIOD.min(we - ws) {
-            let mut sums = [[0u64; 5]; MAX_PERIOD];
+            let mut run = Run { start: ws, end: we, period: p, sums: [[0; 6]; MAX_PERIOD], pattern: [0; MAX_PERIOD] };
             for (i, c) in cost.iter().enumerate().take(we).skip(ws) {
-                let row = &mut sums[i % p];
-                for k in 0..5 {
+                let row = &mut run.sums[i % p];
+                for k in 0..6 {
                     row[k] += u64::from(c[k]);
                 }
             }
-            let mut total = SLOT_PENALTY * p as u64;
-            let mut pattern = [0u8; MAX_PERIOD];
-            for r in 0..p {
-                let (k, v) = (first..5).map(|k| (k, sums[r][k])).min_by_key(|&(_, v)| v).unwrap_or((2, 0));
-                pattern[r] = k as u8;
-                total += v;
-            }
             if p == 1 && !keyframe {
-                let block: u64 = cost[ws..we]
+                // The per-block choice, one block at a time.
+                run.sums[0][BLOCK_COLUMN] = cost[ws..we]
                     .chunks(LANE_BLOCK)
                     .map(|ch| {
                         let t: u64 = ch.iter().map(|c| u64::from(c[0])).sum();
                         let d: u64 = ch.iter().map(|c| u64::from(c[1])).sum();
                         t.min(d) + 1
                     })
-                    .sum::<u64>()
-                    + SLOT_PENALTY;
-                if block < total {
-                    total = block;
-                    pattern[0] = 5;
+                    .sum();
+            } else {
+                for row in &mut run.sums {
+                    row[BLOCK_COLUMN] = u64::MAX / 16;
                 }
             }
-            if best.is_none_or(|(b, _, _)| total < b) {
-                best = Some((total, p, pattern));
+            let (total, pattern) = run.best(None, first);
+            run.pattern = pattern;
+            let total = total + SLOT_PENALTY * p as u64;
+            if best.as_ref().is_none_or(|(b, _)| total < *b) {
+                best = Some((total, run));
             }
         }
-        let (_, p, pattern) = best.unwrap_or((0, 1, [2; MAX_PERIOD]));
-        match windows.last_mut() {
-            Some((_, lp, lpat)) if *lp == p && *lpat == pattern => {}
-            _ => windows.push((ws, p, pattern)),
+        let Some((_, run)) = best else { break };
+        match runs.last_mut() {
+            Some(last) if last.period == run.period => {
+                let (merged, pattern) = last.best(Some(&run), first);
+                let apart = last.best(None, first).0 + run.best(None, first).0 + SLOT_PENALTY * run.period as u64;
+                if merged <= apart {
+                    for (a, b) in last.sums.iter_mut().zip(&run.sums) {
+                        for (x, y) in a.iter_mut().zip(b) {
+                            *x = x.saturating_add(*y);
+                        }
+                    }
+                    last.pattern = pattern;
+                    last.end = run.end;
+                } else {
+                    runs.push(run);
+                }
+            }
+            _ => runs.push(run),
         }
         ws = we;
     }
 
-    let mut plan = Vec::with_capacity(windows.len());
-    for (k, &(start, p, pattern)) in windows.iter().enumerate() {
-        let end = windows.get(k + 1).map_or(n, |w| w.0);
-        let mut seg =
-            Segment { len: end - start, period: p, slots: [Predictor::Temporal; MAX_PERIOD], tables: [0; MAX_PERIOD] };
+    // Move each boundary to the cheapest split near it, on the next run's head residue.
+    for k in 1..runs.len() {
+        let (left, right) = runs.split_at_mut(k);
+        let (a, b) = (&mut left[k - 1], &mut right[0]);
+        let lo = (a.start + 1).max(a.end.saturating_sub(WINDOW));
+        let hi = b.end.min(a.end + WINDOW);
+        let head = b.head();
+        // Cost of the split at x: a's cost on lo..x plus b's on x..hi.
+        let mut best = (u64::MAX, a.end);
+        let mut acc: u64 = (lo..hi).map(|i| b.atom_cost(&cost, i)).sum();
+        for x in lo..hi {
+            if x % b.period == head % b.period && acc < best.0 {
+                best = (acc, x);
+            }
+            acc = acc + a.atom_cost(&cost, x) - b.atom_cost(&cost, x);
+        }
+        a.end = best.1;
+        b.start = best.1;
+    }
+
+    let mut plan = Vec::with_capacity(runs.len());
+    for run in &runs {
+        let p = run.period;
+        let mut seg = Segment {
+            len: run.end - run.start,
+            period: p,
+            slots: [Predictor::Temporal; MAX_PERIOD],
+            tables: [0; MAX_PERIOD],
+        };
         for s in 0..p {
-            let k = pattern[(start + s) % p];
-            seg.slots[s] = if k == 5 { Predictor::Block } else { CANDIDATES[usize::from(k)] };
+            let k = usize::from(run.pattern[(run.start + s) % p]);
+            seg.slots[s] = if k == BLOCK_COLUMN { Predictor::Block } else { CANDIDATES[k] };
         }
         if p > 1 {
             for s in 0..p {
-                refine_linear(&cols, start, &mut seg, s);
+                refine_linear(&cols, run.start, &mut seg, s);
             }
         }
         plan.push(seg);
@@ -421,27 +506,58 @@ fn choose_plan(base: &Quantized, cur: &Quantized, keyframe: bool) -> Vec<Segment
     plan
 }
 
-/// Replaces slot `s` of `seg` (starting at atom `start`) by a least-squares linear predictor
-/// when that lowers its cost, and by the temporal one when a residual would not fit 31 bits.
-fn refine_linear(cols: &Columns<'_>, start: usize, seg: &mut Segment, s: usize) {
-    let atoms = || (start + s..start + seg.len).step_by(seg.period).filter(|&i| i >= 3);
-    // Normal equations of c[i] − c[i−1] ≈ w2·(c[i−2] − c[i−1]) + w3·(c[i−3] − c[i−1]).
-    let (mut uu, mut uv, mut vv, mut uy, mut vy) = (0f64, 0f64, 0f64, 0f64, 0f64);
-    for i in atoms() {
+/// Least-squares weights (w2, w3) of `c[i] − c[i−1] ≈ w2·(c[i−2] − c[i−1]) + w3·(c[i−3] −
+/// c[i−1])` over `atoms` (all axes), with `w3 = 0` unless `both`. Robust: samples far larger
+/// than the typical one are left out, then samples the first fit predicts badly.
+fn fit_linear(cols: &Columns<'_>, atoms: impl Iterator<Item = usize>, both: bool) -> Option<(f64, f64)> {
+    let mut samples: Vec<[f64; 3]> = Vec::new();
+    for i in atoms.filter(|&i| i >= 3) {
         for col in cols.cur {
             let c1 = f64::from(col[i - 1]);
-            let (u, v, y) = (f64::from(col[i - 2]) - c1, f64::from(col[i - 3]) - c1, f64::from(col[i]) - c1);
+            let v = if both { f64::from(col[i - 3]) - c1 } else { 0.0 };
+            samples.push([f64::from(col[i - 2]) - c1, v, f64::from(col[i]) - c1]);
+        }
+    }
+    if samples.is_empty() {
+        return None;
+    }
+    let median = |mut v: Vec<f64>| -> f64 {
+        let mid = v.len() / 2;
+        *v.select_nth_unstable_by(mid, f64::total_cmp).1
+    };
+    let solve = |keep: &dyn Fn(&[f64; 3]) -> bool| -> Option<(f64, f64)> {
+        let (mut uu, mut uv, mut vv, mut uy, mut vy) = (0f64, 0f64, 0f64, 0f64, 0f64);
+        for [u, v, y] in samples.iter().filter(|s| keep(s)) {
             uu += u * u;
             uv += u * v;
             vv += v * v;
             uy += u * y;
             vy += v * y;
         }
-    }
+        if !both {
+            return (uu > 0.0).then(|| (uy / uu, 0.0));
+        }
+        let det = uu * vv - uv * uv;
+        (det.abs() > 1e-9 * (uu * vv).max(1.0)).then(|| ((uy * vv - vy * uv) / det, (uu * vy - uv * uy) / det))
+    };
+    let scale = median(samples.iter().map(|s| s[0].abs().max(s[1].abs()).max(s[2].abs())).collect());
+    let bound = 8.0 * scale + 8.0;
+    let near = |s: &[f64; 3]| s[0].abs().max(s[1].abs()).max(s[2].abs()) <= bound;
+    let (w2, w3) = solve(&near)?;
+    let err = |s: &[f64; 3]| (s[2] - w2 * s[0] - w3 * s[1]).abs();
+    let typical = median(samples.iter().filter(|s| near(s)).map(err).collect());
+    solve(&|s| near(s) && err(s) <= 4.0 * typical + 4.0).or(Some((w2, w3)))
+}
+
+/// Replaces slot `s` of `seg` (starting at atom `start`) by a least-squares linear predictor
+/// over the atoms of its repeat before it, when that lowers its cost; and by the temporal one
+/// when a residual would not fit 31 bits.
+fn refine_linear(cols: &Columns<'_>, start: usize, seg: &mut Segment, s: usize) {
+    let lane = || (start + s..start + seg.len).step_by(seg.period);
     let cost = |p: Predictor| -> (u64, bool) {
         let mut bits = 0u64;
         let mut fits = true;
-        for i in (start + s..start + seg.len).step_by(seg.period) {
+        for i in lane() {
             for a in 0..3 {
                 let wdt = bit_width(cols.residual(p, a, i));
                 fits &= wdt <= 31;
@@ -461,11 +577,11 @@ fn refine_linear(cols: &Columns<'_>, start: usize, seg: &mut Segment, s: usize) 
         seg.slots[s] = Predictor::Temporal;
         best_bits = cost(Predictor::Temporal).0;
     }
-    let det = uu * vv - uv * uv;
-    if det.abs() > 1e-9 * (uu * vv).max(1.0) {
-        let w2 = (uy * vv - vy * uv) / det;
-        let w3 = (uu * vy - uv * uy) / det;
-        let q = |w: f64| (w * 65536.0).round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32;
+    if s < 2 {
+        return;
+    }
+    let q = |w: f64| (w * 65536.0).round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32;
+    if let Some((w2, w3)) = fit_linear(cols, lane(), s >= 3) {
         let cand = Predictor::Linear { w2: q(w2), w3: q(w3) };
         let (bits, fits) = cost(cand);
         if fits && bits + SLOT_PENALTY < best_bits {
@@ -635,9 +751,8 @@ pub fn validate_delta(payload: &[u8], n: usize) -> Result<(), CodecError> {
         if t == 0 || t > MAX_TABLES {
             return Err(CodecError::Corrupt("entropy table count out of range"));
         }
-        let mut table = DecTable::default();
         for _ in 0..t {
-            table.read(&mut r)?;
+            check_table(&mut r)?;
         }
         t
     } else {
@@ -675,6 +790,40 @@ pub fn validate_delta(payload: &[u8], n: usize) -> Result<(), CodecError> {
         return Err(CodecError::Corrupt("bytes after the last position block"));
     }
     Ok(())
+}
+
+/// One segment of a payload's plan, as [`describe_delta`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Atoms in the segment.
+    pub len: usize,
+    /// Repeat period.
+    pub period: usize,
+    /// Predictor of each slot.
+    pub slots: Vec<Predictor>,
+}
+
+/// The coding and plan of a payload of `n` atoms (for tools and tests; allocates).
+pub fn describe_delta(payload: &[u8], n: usize) -> Result<(Coding, Vec<SegmentInfo>), CodecError> {
+    validate_delta(payload, n)?;
+    let mut r = Reader::new(payload);
+    let coding = Coding::from_u8(r.u8()?)?;
+    let mut ntables = 0;
+    if coding == Coding::Entropy {
+        ntables = usize::from(r.u8()?);
+        for _ in 0..ntables {
+            check_table(&mut r)?;
+        }
+    }
+    let segments = read_plan_len(&mut r, n)?;
+    let mut left = n;
+    let mut out = Vec::with_capacity(segments);
+    for _ in 0..segments {
+        let seg = Segment::read(&mut r, left, ntables)?;
+        left -= seg.len;
+        out.push(SegmentInfo { len: seg.len, period: seg.period, slots: seg.slots[..seg.period].to_vec() });
+    }
+    Ok((coding, out))
 }
 
 /// Reads the segment count: at most `n`, and 0 exactly when `n` is 0.
@@ -770,6 +919,39 @@ fn emit<S: PositionSink + ?Sized>(out: &mut S, i: usize, v: [i32; 3], s: f32) {
     out.set(i, [v[0] as f32 * s, v[1] as f32 * s, v[2] as f32 * s]);
 }
 
+/// Residuals of up to 32 repeats of a segment: per slot, per axis, zigzag values.
+type Group = [[[u32; BLOCK]; 3]; MAX_PERIOD];
+
+/// Whether a period-1 segment with predictor `p` takes the block fast path.
+fn temporal_only(seg: &Segment) -> bool {
+    seg.period == 1 && matches!(seg.slots[0], Predictor::Temporal | Predictor::TemporalDiff | Predictor::Block)
+}
+
+/// The predictor of slot `s` for a block whose mode bit is `mode`.
+#[inline]
+fn resolve(p: Predictor, mode: bool) -> Predictor {
+    match p {
+        Predictor::Block if mode => Predictor::TemporalDiff,
+        Predictor::Block => Predictor::Temporal,
+        p => p,
+    }
+}
+
+/// Reads one lane block (header and three packed blocks) into `raw`; returns the mode bit.
+#[inline]
+fn read_lane_block(lane: &mut Reader<'_>, raw: &mut [[u32; BLOCK]; 3]) -> Result<bool, CodecError> {
+    let h = u32::from(lane.u16()?);
+    for (a, raw) in raw.iter_mut().enumerate() {
+        let w = h >> (5 * a) & 31;
+        if w == 0 {
+            *raw = [0; BLOCK];
+        } else {
+            unpack(lane.take(4 * w as usize)?, w, raw);
+        }
+    }
+    Ok(h >> 15 == 1)
+}
+
 fn apply_packed<S: PositionSink + ?Sized>(
     mut r: Reader<'_>,
     cols: &mut [&mut [i32]; 3],
@@ -783,6 +965,7 @@ fn apply_packed<S: PositionSink + ?Sized>(
     let mut data = r;
     let mut start = 0;
     let mut t_prev = [0i32; 3];
+    let mut buf: Group = [[[0; BLOCK]; 3]; MAX_PERIOD];
     for _ in 0..segments {
         let seg = Segment::read(&mut plan, n - start, 0)?;
         let mut lanes: [Reader<'_>; MAX_PERIOD] = core::array::from_fn(|_| data.clone());
@@ -793,134 +976,210 @@ fn apply_packed<S: PositionSink + ?Sized>(
                 data.take(4 * ((h & 31) + (h >> 5 & 31) + (h >> 10 & 31)) as usize)?;
             }
         }
-        let slot = seg.slots[0];
-        if seg.period == 1 && slot != S1 && !matches!(slot, Predictor::Linear { .. }) {
-            temporal_lane(&mut lanes[0], slot, start, seg.len, cols, &mut t_prev, step, out)?;
-        } else {
-            packed_segment(&mut lanes, &seg, start, cols, &mut t_prev, step, out)?;
+        let reps = seg.len.div_ceil(seg.period);
+        let fast = causal(&seg);
+        let mut preds = seg.slots;
+        let mut g = 0;
+        while g < reps {
+            for s in 0..seg.period.min(seg.len - g * seg.period) {
+                let mode = read_lane_block(&mut lanes[s], &mut buf[s])?;
+                preds[s] = resolve(seg.slots[s], mode);
+            }
+            let m = (reps - g).min(BLOCK);
+            if temporal_only(&seg) {
+                temporal_block(&buf[0], preds[0], start + g, m, cols, &mut t_prev, step, out);
+            } else if fast {
+                group_slots(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
+            } else {
+                group(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
+            }
+            g += m;
         }
         start += seg.len;
     }
     Ok(())
 }
 
-/// Fast path: a period-1 segment with a temporal predictor, block by block.
+/// Fast path: `m` atoms from `at` predicted in time (temporal or temporal difference).
 #[allow(clippy::too_many_arguments)]
-fn temporal_lane<S: PositionSink + ?Sized>(
-    lane: &mut Reader<'_>,
-    slot: Predictor,
-    start: usize,
-    len: usize,
+#[inline]
+fn temporal_block<S: PositionSink + ?Sized>(
+    raw: &[[u32; BLOCK]; 3],
+    pred: Predictor,
+    at: usize,
+    m: usize,
     cols: &mut [&mut [i32]; 3],
     t_prev: &mut [i32; 3],
     step: f32,
     out: &mut S,
-) -> Result<(), CodecError> {
-    let mut raw = [[0u32; BLOCK]; 3];
+) {
     let mut vals = [[0i32; BLOCK]; 3];
-    let mut j = 0;
-    while j < len {
-        let m = (len - j).min(BLOCK);
-        let h = u32::from(lane.u16()?);
-        for (a, raw) in raw.iter_mut().enumerate() {
-            let w = h >> (5 * a) & 31;
-            if w == 0 {
-                *raw = [0; BLOCK];
-            } else {
-                unpack(lane.take(4 * w as usize)?, w, raw);
-            }
-        }
-        let diff = match slot {
-            Predictor::Block => h >> 15 == 1,
-            p => p == Predictor::TemporalDiff,
-        };
-        let at = start + j;
-        for a in 0..3 {
-            let q = &mut cols[a][at..at + m];
-            let v = &mut vals[a];
-            if diff {
-                let mut t = t_prev[a];
-                for k in 0..m {
-                    t = t.wrapping_add(unzigzag(raw[a][k]));
-                    q[k] = q[k].wrapping_add(t);
-                    v[k] = q[k];
-                }
-                t_prev[a] = t;
-            } else {
-                for k in 0..m {
-                    q[k] = q[k].wrapping_add(unzigzag(raw[a][k]));
-                    v[k] = q[k];
-                }
-                t_prev[a] = unzigzag(raw[a][m - 1]);
-            }
-        }
-        for k in 0..m {
-            emit(out, at + k, [vals[0][k], vals[1][k], vals[2][k]], step);
-        }
-        j += m;
-    }
-    Ok(())
-}
-
-/// Decodes atom `i` on every axis from its zigzag residuals.
-#[inline]
-fn decode_atom(cols: &mut [&mut [i32]; 3], i: usize, p: Predictor, zz: [u32; 3], t_prev: &mut [i32; 3]) -> [i32; 3] {
-    let mut v = [0i32; 3];
+    let diff = pred == Predictor::TemporalDiff;
     for a in 0..3 {
-        let col = &mut *cols[a];
-        let b = col[i];
-        let c = predict(p, col, i, b, t_prev[a]).wrapping_add(unzigzag(zz[a]));
-        col[i] = c;
-        t_prev[a] = c.wrapping_sub(b);
-        v[a] = c;
+        let q = &mut cols[a][at..at + m];
+        let v = &mut vals[a];
+        if diff {
+            let mut t = t_prev[a];
+            for k in 0..m {
+                t = t.wrapping_add(unzigzag(raw[a][k]));
+                q[k] = q[k].wrapping_add(t);
+                v[k] = q[k];
+            }
+            t_prev[a] = t;
+        } else {
+            for k in 0..m {
+                q[k] = q[k].wrapping_add(unzigzag(raw[a][k]));
+                v[k] = q[k];
+            }
+            t_prev[a] = unzigzag(raw[a][m - 1]);
+        }
     }
-    v
+    for k in 0..m {
+        emit(out, at + k, [vals[0][k], vals[1][k], vals[2][k]], step);
+    }
 }
 
-/// General path: the lanes of one segment advance together, 32 repeats at a time.
-fn packed_segment<S: PositionSink + ?Sized>(
-    lanes: &mut [Reader<'_>; MAX_PERIOD],
+/// Decodes atom `i` on one axis from its residual `r`; `t_prev` is the motion of the atom
+/// before on that axis and becomes this one's.
+#[inline(always)]
+fn decode_axis(col: &mut [i32], i: usize, p: Predictor, r: i32, t_prev: &mut i32) -> i32 {
+    let b = col[i];
+    let c = match p {
+        Predictor::Temporal | Predictor::Block => b.wrapping_add(r),
+        Predictor::TemporalDiff => b.wrapping_add(t_prev.wrapping_add(r)),
+        Predictor::Linear { w2, w3 } => {
+            let pred = if i >= 3 {
+                linear(col[i - 1], col[i - 2], col[i - 3], w2, w3)
+            } else {
+                linear(back(col, i, 1), back(col, i, 2), back(col, i, 3), w2, w3)
+            };
+            pred.wrapping_add(r)
+        }
+    };
+    col[i] = c;
+    *t_prev = c.wrapping_sub(b);
+    c
+}
+
+/// Whether every slot of a repeated segment refers only to earlier atoms of its own repeat, so
+/// that it can be decoded slot by slot: slot 0 temporal, a temporal difference or per-block slot
+/// not first, a linear one using `c[i−2]` only from slot 2 and `c[i−3]` only from slot 3.
+fn causal(seg: &Segment) -> bool {
+    seg.period > 1
+        && seg.slots[0] == Predictor::Temporal
+        && seg.slots[1..seg.period].iter().enumerate().all(|(k, p)| match *p {
+            Predictor::Temporal | Predictor::TemporalDiff | Predictor::Block => true,
+            Predictor::Linear { w2, w3 } => (w2 == 0 || k + 1 >= 2) && (w3 == 0 || k + 1 >= 3),
+        })
+}
+
+/// Fast path for a causal segment: repeats `g..g + m`, slot by slot, each slot in one tight
+/// loop, then the atoms written out in order.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn group_slots<S: PositionSink + ?Sized>(
+    buf: &Group,
+    preds: &[Predictor; MAX_PERIOD],
     seg: &Segment,
     start: usize,
+    g: usize,
+    m: usize,
     cols: &mut [&mut [i32]; 3],
     t_prev: &mut [i32; 3],
     step: f32,
     out: &mut S,
-) -> Result<(), CodecError> {
+) {
     let p = seg.period;
-    let reps = seg.len.div_ceil(p);
-    let mut buf = [[[0u32; BLOCK]; 3]; MAX_PERIOD];
-    let mut preds = seg.slots;
-    let mut g = 0;
-    while g < reps {
-        for s in 0..p.min(seg.len - g * p) {
-            let lane = &mut lanes[s];
-            let h = u32::from(lane.u16()?);
-            for (a, raw) in buf[s].iter_mut().enumerate() {
-                let w = h >> (5 * a) & 31;
-                if w == 0 {
-                    *raw = [0; BLOCK];
-                } else {
-                    unpack(lane.take(4 * w as usize)?, w, raw);
+    let first = start + g * p;
+    let end = (first + m * p).min(start + seg.len);
+    // Per slot and axis: the new positions and the motion of the group's atoms of that slot.
+    let mut vals = [[[0i32; BLOCK]; 3]; MAX_PERIOD];
+    let mut motion = [[[0i32; BLOCK]; 3]; MAX_PERIOD];
+    for s in 0..p.min(end - first) {
+        let (done, rest) = vals.split_at_mut(s);
+        let v = &mut rest[0];
+        let (moved, rest) = motion.split_at_mut(s);
+        let t = &mut rest[0];
+        for a in 0..3 {
+            let lane = cols[a][first + s..end].iter_mut().step_by(p);
+            let (r, v, t) = (&buf[s][a], &mut v[a], &mut t[a]);
+            match preds[s] {
+                Predictor::Temporal | Predictor::Block => {
+                    for (((q, &z), v), t) in lane.zip(r).zip(v.iter_mut()).zip(t.iter_mut()) {
+                        let d = unzigzag(z);
+                        *q = q.wrapping_add(d);
+                        *t = d;
+                        *v = *q;
+                    }
+                }
+                Predictor::TemporalDiff => {
+                    let prev = &moved[s - 1][a];
+                    for ((((q, &z), v), t), &tp) in lane.zip(r).zip(v.iter_mut()).zip(t.iter_mut()).zip(prev) {
+                        let d = tp.wrapping_add(unzigzag(z));
+                        *q = q.wrapping_add(d);
+                        *t = d;
+                        *v = *q;
+                    }
+                }
+                Predictor::Linear { w2, w3 } => {
+                    // Causal: slot s ≥ 1, and a weight is zero where its atom is not in the repeat.
+                    let c1 = &done[s - 1][a];
+                    let c2 = &done[s.saturating_sub(2)][a];
+                    let c3 = &done[s.saturating_sub(3)][a];
+                    for (((((q, &z), v), t), &c1), (&c2, &c3)) in
+                        lane.zip(r).zip(v.iter_mut()).zip(t.iter_mut()).zip(c1).zip(c2.iter().zip(c3))
+                    {
+                        let c = linear(c1, c2, c3, w2, w3).wrapping_add(unzigzag(z));
+                        *t = c.wrapping_sub(*q);
+                        *q = c;
+                        *v = c;
+                    }
                 }
             }
-            if seg.slots[s] == Predictor::Block {
-                preds[s] = if h >> 15 == 1 { Predictor::TemporalDiff } else { Predictor::Temporal };
-            }
         }
-        let gend = (g + BLOCK).min(reps);
-        for rep in g..gend {
-            let k = rep - g;
-            let first = start + rep * p;
-            for s in 0..p.min(seg.len - rep * p) {
-                let zz = [buf[s][0][k], buf[s][1][k], buf[s][2][k]];
-                let v = decode_atom(cols, first + s, preds[s], zz, t_prev);
-                emit(out, first + s, v, step);
-            }
-        }
-        g = gend;
     }
-    Ok(())
+    let last = end - 1 - first;
+    for a in 0..3 {
+        t_prev[a] = motion[last % p][a][last / p];
+    }
+    for (j, i) in (first..end).enumerate() {
+        let (s, k) = (j % p, j / p);
+        emit(out, i, [vals[s][0][k], vals[s][1][k], vals[s][2][k]], step);
+    }
+}
+
+/// General path: repeats `g..g + m` of a segment starting at atom `start`, in atom order.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn group<S: PositionSink + ?Sized>(
+    buf: &Group,
+    preds: &[Predictor; MAX_PERIOD],
+    seg: &Segment,
+    start: usize,
+    g: usize,
+    m: usize,
+    cols: &mut [&mut [i32]; 3],
+    t_prev: &mut [i32; 3],
+    step: f32,
+    out: &mut S,
+) {
+    let p = seg.period;
+    let [x, y, z] = cols;
+    let [tx, ty, tz] = t_prev;
+    for k in 0..m {
+        let rep = g + k;
+        let first = start + rep * p;
+        for s in 0..p.min(seg.len - rep * p) {
+            let i = first + s;
+            let pred = preds[s];
+            let v = [
+                decode_axis(x, i, pred, unzigzag(buf[s][0][k]), tx),
+                decode_axis(y, i, pred, unzigzag(buf[s][1][k]), ty),
+                decode_axis(z, i, pred, unzigzag(buf[s][2][k]), tz),
+            ];
+            emit(out, i, v, step);
+        }
+    }
 }
 
 fn apply_entropy<S: PositionSink + ?Sized>(
@@ -934,8 +1193,9 @@ fn apply_entropy<S: PositionSink + ?Sized>(
     if ntables == 0 || ntables > MAX_TABLES {
         return Err(CodecError::Corrupt("entropy table count out of range"));
     }
-    let mut tables: [DecTable; MAX_TABLES] = core::array::from_fn(|_| DecTable::default());
-    for table in tables.iter_mut().take(ntables) {
+    // The one allocation of a delta decode: at most MAX_TABLES × 8 KiB.
+    let mut tables = vec![DecTable::default(); ntables];
+    for table in &mut tables {
         table.read(&mut r)?;
     }
     let segments = read_plan_len(&mut r, n)?;
@@ -947,6 +1207,7 @@ fn apply_entropy<S: PositionSink + ?Sized>(
     let mut start = 0;
     let mut bit_base = 0;
     let mut t_prev = [0i32; 3];
+    let mut buf: Group = [[[0; BLOCK]; 3]; MAX_PERIOD];
     for _ in 0..segments {
         let seg = Segment::read(&mut plan, n - start, ntables)?;
         let p = seg.period;
@@ -957,32 +1218,47 @@ fn apply_entropy<S: PositionSink + ?Sized>(
                 bit_base += seg.lane_len(s).div_ceil(LANE_BLOCK);
             }
         }
-        let (mut s, mut rep) = (0, 0);
-        for i in start..start + seg.len {
-            let table = &tables[usize::from(seg.tables[s])];
-            let pred = match seg.slots[s] {
-                Predictor::Block => {
-                    let bit = lane_bits[s] + rep / LANE_BLOCK;
-                    if bitmap.get(bit / 8).is_some_and(|&b| b >> (bit % 8) & 1 == 1) {
-                        Predictor::TemporalDiff
-                    } else {
-                        Predictor::Temporal
+        let tabs: [&DecTable; MAX_PERIOD] = core::array::from_fn(|s| &tables[usize::from(seg.tables[s])]);
+        let reps = seg.len.div_ceil(p);
+        let fast = causal(&seg);
+        let mut preds = seg.slots;
+        let mut g = 0;
+        while g < reps {
+            let m = (reps - g).min(BLOCK);
+            for s in 0..p {
+                let bit = lane_bits[s] + g / BLOCK;
+                let mode = bitmap.get(bit / 8).is_some_and(|&b| b >> (bit % 8) & 1 == 1);
+                preds[s] = resolve(seg.slots[s], mode);
+            }
+            // Tokens in atom order: x, y, z of each atom on rANS states 0, 1, 2.
+            if p == 1 {
+                let t = tabs[0];
+                let b = &mut buf[0];
+                for k in 0..m {
+                    for a in 0..3 {
+                        let tok = usize::from(rans.get(a, t));
+                        b[a][k] = TOKEN_BASE[tok].wrapping_add(raw.get(u32::from(TOKEN_EXTRA[tok])));
                     }
                 }
-                pred => pred,
-            };
-            let mut zz = [0u32; 3];
-            for (a, z) in zz.iter_mut().enumerate() {
-                let t = usize::from(rans.get(a, table));
-                *z = TOKEN_BASE[t].wrapping_add(raw.get(u32::from(TOKEN_EXTRA[t])));
+            } else {
+                for k in 0..m {
+                    for s in 0..p.min(seg.len - (g + k) * p) {
+                        let t = tabs[s];
+                        for a in 0..3 {
+                            let tok = usize::from(rans.get(a, t));
+                            buf[s][a][k] = TOKEN_BASE[tok].wrapping_add(raw.get(u32::from(TOKEN_EXTRA[tok])));
+                        }
+                    }
+                }
             }
-            let v = decode_atom(cols, i, pred, zz, &mut t_prev);
-            emit(out, i, v, step);
-            s += 1;
-            if s == p {
-                s = 0;
-                rep += 1;
+            if temporal_only(&seg) {
+                temporal_block(&buf[0], preds[0], start + g, m, cols, &mut t_prev, step, out);
+            } else if fast {
+                group_slots(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
+            } else {
+                group(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
             }
+            g += m;
         }
         start += seg.len;
     }
