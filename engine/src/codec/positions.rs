@@ -922,6 +922,19 @@ fn emit<S: PositionSink + ?Sized>(out: &mut S, i: usize, v: [i32; 3], s: f32) {
 /// Residuals of up to 32 repeats of a segment: per slot, per axis, zigzag values.
 type Group = [[[u32; BLOCK]; 3]; MAX_PERIOD];
 
+/// Working arrays of the slot-by-slot path, per slot and axis: positions and motion (made once
+/// per payload: they are every group's first writes, so never read stale).
+struct Scratch {
+    vals: [[[i32; BLOCK]; 3]; MAX_PERIOD],
+    motion: [[[i32; BLOCK]; 3]; MAX_PERIOD],
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self { vals: [[[0; BLOCK]; 3]; MAX_PERIOD], motion: [[[0; BLOCK]; 3]; MAX_PERIOD] }
+    }
+}
+
 /// Whether a period-1 segment with predictor `p` takes the block fast path.
 fn temporal_only(seg: &Segment) -> bool {
     seg.period == 1 && matches!(seg.slots[0], Predictor::Temporal | Predictor::TemporalDiff | Predictor::Block)
@@ -946,7 +959,9 @@ fn read_lane_block(lane: &mut Reader<'_>, raw: &mut [[u32; BLOCK]; 3]) -> Result
         if w == 0 {
             *raw = [0; BLOCK];
         } else {
-            unpack(lane.take(4 * w as usize)?, w, raw);
+            let rest = lane.rest();
+            lane.take(4 * w as usize)?;
+            unpack(rest, w, raw);
         }
     }
     Ok(h >> 15 == 1)
@@ -966,6 +981,7 @@ fn apply_packed<S: PositionSink + ?Sized>(
     let mut start = 0;
     let mut t_prev = [0i32; 3];
     let mut buf: Group = [[[0; BLOCK]; 3]; MAX_PERIOD];
+    let mut scratch = Scratch::new();
     for _ in 0..segments {
         let seg = Segment::read(&mut plan, n - start, 0)?;
         let mut lanes: [Reader<'_>; MAX_PERIOD] = core::array::from_fn(|_| data.clone());
@@ -989,7 +1005,7 @@ fn apply_packed<S: PositionSink + ?Sized>(
             if temporal_only(&seg) {
                 temporal_block(&buf[0], preds[0], start + g, m, cols, &mut t_prev, step, out);
             } else if fast {
-                group_slots(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
+                group_slots(&mut scratch, &buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
             } else {
                 group(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
             }
@@ -1062,14 +1078,17 @@ fn decode_axis(col: &mut [i32], i: usize, p: Predictor, r: i32, t_prev: &mut i32
 }
 
 /// Whether every slot of a repeated segment refers only to earlier atoms of its own repeat, so
-/// that it can be decoded slot by slot: slot 0 temporal, a temporal difference or per-block slot
-/// not first, a linear one using `c[i−2]` only from slot 2 and `c[i−3]` only from slot 3.
+/// that it can be decoded slot by slot: slot 0 temporal; a temporal difference or per-block slot
+/// not first and after a temporal one (whose motion the fast path keeps); a linear one using
+/// `c[i−2]` only from slot 2 and `c[i−3]` only from slot 3.
 fn causal(seg: &Segment) -> bool {
+    let temporal = |p: Predictor| matches!(p, Predictor::Temporal | Predictor::TemporalDiff | Predictor::Block);
     seg.period > 1
         && seg.slots[0] == Predictor::Temporal
-        && seg.slots[1..seg.period].iter().enumerate().all(|(k, p)| match *p {
-            Predictor::Temporal | Predictor::TemporalDiff | Predictor::Block => true,
-            Predictor::Linear { w2, w3 } => (w2 == 0 || k + 1 >= 2) && (w3 == 0 || k + 1 >= 3),
+        && (1..seg.period).all(|s| match seg.slots[s] {
+            Predictor::Temporal => true,
+            Predictor::TemporalDiff | Predictor::Block => temporal(seg.slots[s - 1]),
+            Predictor::Linear { w2, w3 } => (w2 == 0 || s >= 2) && (w3 == 0 || s >= 3),
         })
 }
 
@@ -1078,6 +1097,7 @@ fn causal(seg: &Segment) -> bool {
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn group_slots<S: PositionSink + ?Sized>(
+    scratch: &mut Scratch,
     buf: &Group,
     preds: &[Predictor; MAX_PERIOD],
     seg: &Segment,
@@ -1092,9 +1112,10 @@ fn group_slots<S: PositionSink + ?Sized>(
     let p = seg.period;
     let first = start + g * p;
     let end = (first + m * p).min(start + seg.len);
-    // Per slot and axis: the new positions and the motion of the group's atoms of that slot.
-    let mut vals = [[[0i32; BLOCK]; 3]; MAX_PERIOD];
-    let mut motion = [[[0i32; BLOCK]; 3]; MAX_PERIOD];
+    // Per slot and axis: the new positions and the motion of the group's atoms of that slot (the
+    // latter kept for temporal slots only, which is all a temporal difference may follow).
+    let last_base = [cols[0][end - 1], cols[1][end - 1], cols[2][end - 1]];
+    let Scratch { vals, motion } = scratch;
     for s in 0..p.min(end - first) {
         let (done, rest) = vals.split_at_mut(s);
         let v = &mut rest[0];
@@ -1121,16 +1142,31 @@ fn group_slots<S: PositionSink + ?Sized>(
                         *v = *q;
                     }
                 }
+                Predictor::Linear { w2: 0, w3: 0 } => {
+                    // The atom before: c[i−1] + r.
+                    for (((q, &z), v), &c1) in lane.zip(r).zip(v.iter_mut()).zip(&done[s - 1][a]) {
+                        let c = c1.wrapping_add(unzigzag(z));
+                        *q = c;
+                        *v = c;
+                    }
+                }
+                Predictor::Linear { w2, w3: 0 } => {
+                    let (c1, c2) = (&done[s - 1][a], &done[s.saturating_sub(2)][a]);
+                    for ((((q, &z), v), &c1), &c2) in lane.zip(r).zip(v.iter_mut()).zip(c1).zip(c2) {
+                        let c = linear(c1, c2, c1, w2, 0).wrapping_add(unzigzag(z));
+                        *q = c;
+                        *v = c;
+                    }
+                }
                 Predictor::Linear { w2, w3 } => {
                     // Causal: slot s ≥ 1, and a weight is zero where its atom is not in the repeat.
                     let c1 = &done[s - 1][a];
                     let c2 = &done[s.saturating_sub(2)][a];
                     let c3 = &done[s.saturating_sub(3)][a];
-                    for (((((q, &z), v), t), &c1), (&c2, &c3)) in
-                        lane.zip(r).zip(v.iter_mut()).zip(t.iter_mut()).zip(c1).zip(c2.iter().zip(c3))
+                    for ((((q, &z), v), &c1), (&c2, &c3)) in
+                        lane.zip(r).zip(v.iter_mut()).zip(c1).zip(c2.iter().zip(c3))
                     {
                         let c = linear(c1, c2, c3, w2, w3).wrapping_add(unzigzag(z));
-                        *t = c.wrapping_sub(*q);
                         *q = c;
                         *v = c;
                     }
@@ -1138,13 +1174,15 @@ fn group_slots<S: PositionSink + ?Sized>(
             }
         }
     }
-    let last = end - 1 - first;
     for a in 0..3 {
-        t_prev[a] = motion[last % p][a][last / p];
+        t_prev[a] = cols[a][end - 1].wrapping_sub(last_base[a]);
     }
-    for (j, i) in (first..end).enumerate() {
-        let (s, k) = (j % p, j / p);
-        emit(out, i, [vals[s][0][k], vals[s][1][k], vals[s][2][k]], step);
+    let mut i = first;
+    for k in 0..m {
+        for v in vals.iter().take(p.min(end - i)) {
+            emit(out, i, [v[0][k], v[1][k], v[2][k]], step);
+            i += 1;
+        }
     }
 }
 
@@ -1182,6 +1220,17 @@ fn group<S: PositionSink + ?Sized>(
     }
 }
 
+/// The value of token `t`, its extra bits read from `raw`.
+#[inline(always)]
+fn token_value(t: u8, raw: &mut BitReader<'_>) -> u32 {
+    if t < 16 {
+        u32::from(t)
+    } else {
+        let t = usize::from(t);
+        TOKEN_BASE[t].wrapping_add(raw.get(u32::from(TOKEN_EXTRA[t])))
+    }
+}
+
 fn apply_entropy<S: PositionSink + ?Sized>(
     mut r: Reader<'_>,
     cols: &mut [&mut [i32]; 3],
@@ -1208,6 +1257,7 @@ fn apply_entropy<S: PositionSink + ?Sized>(
     let mut bit_base = 0;
     let mut t_prev = [0i32; 3];
     let mut buf: Group = [[[0; BLOCK]; 3]; MAX_PERIOD];
+    let mut scratch = Scratch::new();
     for _ in 0..segments {
         let seg = Segment::read(&mut plan, n - start, ntables)?;
         let p = seg.period;
@@ -1236,8 +1286,7 @@ fn apply_entropy<S: PositionSink + ?Sized>(
                 let b = &mut buf[0];
                 for k in 0..m {
                     for a in 0..3 {
-                        let tok = usize::from(rans.get(a, t));
-                        b[a][k] = TOKEN_BASE[tok].wrapping_add(raw.get(u32::from(TOKEN_EXTRA[tok])));
+                        b[a][k] = token_value(rans.get(a, t), &mut raw);
                     }
                 }
             } else {
@@ -1245,8 +1294,7 @@ fn apply_entropy<S: PositionSink + ?Sized>(
                     for s in 0..p.min(seg.len - (g + k) * p) {
                         let t = tabs[s];
                         for a in 0..3 {
-                            let tok = usize::from(rans.get(a, t));
-                            buf[s][a][k] = TOKEN_BASE[tok].wrapping_add(raw.get(u32::from(TOKEN_EXTRA[tok])));
+                            buf[s][a][k] = token_value(rans.get(a, t), &mut raw);
                         }
                     }
                 }
@@ -1254,7 +1302,7 @@ fn apply_entropy<S: PositionSink + ?Sized>(
             if temporal_only(&seg) {
                 temporal_block(&buf[0], preds[0], start + g, m, cols, &mut t_prev, step, out);
             } else if fast {
-                group_slots(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
+                group_slots(&mut scratch, &buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
             } else {
                 group(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
             }
