@@ -401,9 +401,7 @@ mod tests {
     fn normalize_keeps_every_seen_token() {
         let mut c = [0u64; TOKENS];
         c[0] = 1_000_000;
-        for t in 1..TOKENS {
-            c[t] = 1;
-        }
+        c[1..].fill(1);
         let f = normalize(&c);
         assert_eq!(f.iter().sum::<u32>(), SCALE);
         assert!(f.iter().all(|&v| v >= 1));

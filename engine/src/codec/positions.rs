@@ -43,6 +43,10 @@
 //! Both decoders first check the structure with [`validate_delta`], then decode in one pass
 //! straight into the caller's buffer without allocating.
 
+// The kernels index several parallel arrays (slots × axes × repeats) by the same counters; range
+// loops say that more plainly than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 use glam::Vec3;
 
 use super::CodecError;
@@ -337,7 +341,7 @@ const BLOCK_COLUMN: usize = 5;
 const SLOT_PENALTY: u64 = 48;
 
 /// Atoms per window of the plan search.
-const WINDOW: usize = 512;
+const WINDOW: usize = 128;
 
 /// A run of atoms sharing a period and, per residue `i mod p`, a candidate column.
 #[derive(Clone, Debug)]
@@ -733,7 +737,9 @@ fn write_entropy(plan: &mut [Segment], res: &Residuals, w: &mut Writer) {
             raw.put(x, e);
         }
     }
-    w.buf.extend_from_slice(&raw.finish());
+    let raw = raw.finish();
+    w.varint(raw.len() as u64);
+    w.buf.extend_from_slice(&raw);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -783,8 +789,8 @@ pub fn validate_delta(payload: &[u8], n: usize) -> Result<(), CodecError> {
     if coding == Coding::Entropy {
         r.take(block_bits.div_ceil(8))?;
         RansDecoder::new(&mut r)?;
-        // The rest is the raw bit stream.
-        return Ok(());
+        let raw = r.count(r.remaining())?;
+        r.take(raw)?;
     }
     if r.remaining() != 0 {
         return Err(CodecError::Corrupt("bytes after the last position block"));
@@ -1252,7 +1258,8 @@ fn apply_entropy<S: PositionSink + ?Sized>(
     let block_bits = skip_plan(&mut r, segments, n, ntables)?;
     let bitmap = r.take(block_bits.div_ceil(8))?;
     let mut rans = RansDecoder::new(&mut r)?;
-    let mut raw = BitReader::new(r.take(r.remaining())?);
+    let raw_len = r.count(r.remaining())?;
+    let mut raw = BitReader::new(r.take(raw_len)?);
     let mut start = 0;
     let mut bit_base = 0;
     let mut t_prev = [0i32; 3];
