@@ -2,11 +2,14 @@
 //! straight into GPU instance buffers. Pure code, no I/O.
 //!
 //! Every frame is a 32-byte [`FrameHeader`] followed by its payload. The byte-level layout of
-//! both is specified in ARCHITECTURE.md ("Stream frame format").
+//! both is specified in ARCHITECTURE.md ("Stream frame format"); position payloads in
+//! `docs/format/positions.md`.
 //!
 //! - [`keyframe`]: a whole complex (topology, coordinates, display state).
 //! - [`positions`]: position deltas against the previous frame of a stream, quantized to
-//!   `10^-precision` Å, predicted per 32-atom block, zigzag-coded and bit-packed.
+//!   `10^-precision` Å, predicted per slot of repeated segments found from the data (temporal,
+//!   spatial, virtual sites), then bit-packed or rANS-coded.
+//! - [`entropy`]: tokens, frequency tables and the rANS coder of the compact position coding.
 //! - [`stream`]: a push/pull decoder over byte chunks ([`stream::FrameReader`]) and the
 //!   per-stream state that applies frames to an [`crate::gpu::AtomInstance`] buffer.
 

@@ -29,19 +29,43 @@
 //! payload, so the decoder needs nothing but the base positions.
 //!
 //! **Residuals.** Atom `i` carries `zigzag(c[i] − prediction)` per axis. Decoding goes in atom
-//! order, so every predictor sees the current positions of the atoms before it.
+//! order, so every predictor sees the current positions of the atoms before it. Each slot of a
+//! segment is a *lane* of `ceil((L − s) / p)` atoms, cut into blocks of 32.
 //!
-//! - *Packed*: each slot of each segment is a *lane* of `ceil((L − s) / p)` atoms. Lanes are
-//!   stored in order (segment, then slot) as blocks of 32 atoms: a u16 header (widths of x, y
-//!   and z in bits 0–4, 5–9 and 10–14; bit 15 the mode bit of a per-block slot, 0 otherwise) and
-//!   three 32-value bit-packed blocks. With one segment of period 1 and the per-block predictor,
-//!   this is exactly the original block layout.
-//! - *Entropy*: up to 8 token frequency tables (each slot names one), the per-block mode bits,
-//!   then rANS-coded tokens of every residual in atom order (state `a` codes axis `a`) and the
-//!   tokens' extra bits as a raw bit stream. See [`super::entropy`].
+//! **Layout** (little-endian; `varint` is LEB128):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 1 | coding: 1 packed, 2 entropy |
+//! | … | entropy only: `T` (u8, 1–8), then `T` tables: `K` (u8, 1–128), `K` varint frequencies summing to 2048 |
+//! | varint | segment count `S` (0 iff `n = 0`) |
+//! | per segment | varint `L` (≥ 1, the `L` sum to `n`), u8 `p` (1–8), per slot: u8 predictor id, for id 3 i32 `w2` and i32 `w3`, in the entropy coding a u8 table index |
+//!
+//! *Packed* (1), then: the lanes in order (segment, then slot), each as its blocks of 32 atoms:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 2 | u16: widths of x, y, z in bits 0–4, 5–9, 10–14; bit 15 the mode bit of a per-block slot (0 otherwise) |
+//! | 4·w each | 32 zigzag residuals per axis, bit-packed ([`super::bits`]) |
+//!
+//! With one segment of period 1 and the per-block predictor this is exactly the original block
+//! layout.
+//!
+//! *Entropy* (2), then:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | ⌈M/8⌉ | mode bits of the per-block lanes' blocks, LSB first |
+//! | 12 | rANS states 0, 1, 2 (u32) |
+//! | varint + 2·W | `W` and the 16-bit rANS words |
+//! | varint + R | `R` and the raw extra bits |
+//!
+//! Tokens go in atom order, x, y, z on states 0, 1, 2 with the table of the atom's slot; each
+//! token's extra bits follow in the raw stream in the same order ([`super::entropy`]).
 //!
 //! Both decoders first check the structure with [`validate_delta`], then decode in one pass
-//! straight into the caller's buffer without allocating.
+//! straight into the caller's buffer. The packed decoder allocates nothing; the entropy decoder
+//! allocates only its decoding tables (at most 8 × 8 KiB).
 
 // The kernels index several parallel arrays (slots × axes × repeats) by the same counters; range
 // loops say that more plainly than zipped iterators.
@@ -1098,8 +1122,11 @@ fn causal(seg: &Segment) -> bool {
         })
 }
 
-/// Fast path for a causal segment: repeats `g..g + m`, slot by slot, each slot in one tight
-/// loop, then the atoms written out in order.
+/// Fast path for a causal segment: repeats `g..g + m`. Per slot, the base values of temporal
+/// slots are gathered, then each slot's new values are computed for all 32 repeats at once from
+/// the residuals and the slots before it (fixed-length loops over small arrays, which the
+/// compiler vectorises; entries past the group's end are computed and ignored), then one pass
+/// in atom order stores the values and writes the output.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn group_slots<S: PositionSink + ?Sized>(
@@ -1118,50 +1145,45 @@ fn group_slots<S: PositionSink + ?Sized>(
     let p = seg.period;
     let first = start + g * p;
     let end = (first + m * p).min(start + seg.len);
-    // Per slot and axis: the new positions and the motion of the group's atoms of that slot (the
-    // latter kept for temporal slots only, which is all a temporal difference may follow).
     let last_base = [cols[0][end - 1], cols[1][end - 1], cols[2][end - 1]];
     let Scratch { vals, motion } = scratch;
     for s in 0..p.min(end - first) {
         let (done, rest) = vals.split_at_mut(s);
-        let v = &mut rest[0];
-        let (moved, rest) = motion.split_at_mut(s);
-        let t = &mut rest[0];
+        let (moved, rest_t) = motion.split_at_mut(s);
         for a in 0..3 {
-            let lane = cols[a][first + s..end].iter_mut().step_by(p);
-            let (r, v, t) = (&buf[s][a], &mut v[a], &mut t[a]);
+            let (r, v, t) = (&buf[s][a], &mut rest[0][a], &mut rest_t[0][a]);
             match preds[s] {
                 Predictor::Temporal | Predictor::Block => {
-                    for (((q, &z), v), t) in lane.zip(r).zip(v.iter_mut()).zip(t.iter_mut()) {
-                        let d = unzigzag(z);
-                        *q = q.wrapping_add(d);
-                        *t = d;
-                        *v = *q;
+                    for (v, &b) in v.iter_mut().zip(cols[a][first + s..end].iter().step_by(p)) {
+                        *v = b;
+                    }
+                    for k in 0..BLOCK {
+                        let d = unzigzag(r[k]);
+                        t[k] = d;
+                        v[k] = v[k].wrapping_add(d);
                     }
                 }
                 Predictor::TemporalDiff => {
+                    for (v, &b) in v.iter_mut().zip(cols[a][first + s..end].iter().step_by(p)) {
+                        *v = b;
+                    }
                     let prev = &moved[s - 1][a];
-                    for ((((q, &z), v), t), &tp) in lane.zip(r).zip(v.iter_mut()).zip(t.iter_mut()).zip(prev) {
-                        let d = tp.wrapping_add(unzigzag(z));
-                        *q = q.wrapping_add(d);
-                        *t = d;
-                        *v = *q;
+                    for k in 0..BLOCK {
+                        let d = prev[k].wrapping_add(unzigzag(r[k]));
+                        t[k] = d;
+                        v[k] = v[k].wrapping_add(d);
                     }
                 }
                 Predictor::Linear { w2: 0, w3: 0 } => {
-                    // The atom before: c[i−1] + r.
-                    for (((q, &z), v), &c1) in lane.zip(r).zip(v.iter_mut()).zip(&done[s - 1][a]) {
-                        let c = c1.wrapping_add(unzigzag(z));
-                        *q = c;
-                        *v = c;
+                    let c1 = &done[s - 1][a];
+                    for k in 0..BLOCK {
+                        v[k] = c1[k].wrapping_add(unzigzag(r[k]));
                     }
                 }
                 Predictor::Linear { w2, w3: 0 } => {
                     let (c1, c2) = (&done[s - 1][a], &done[s.saturating_sub(2)][a]);
-                    for ((((q, &z), v), &c1), &c2) in lane.zip(r).zip(v.iter_mut()).zip(c1).zip(c2) {
-                        let c = linear(c1, c2, c1, w2, 0).wrapping_add(unzigzag(z));
-                        *q = c;
-                        *v = c;
+                    for k in 0..BLOCK {
+                        v[k] = linear(c1[k], c2[k], c1[k], w2, 0).wrapping_add(unzigzag(r[k]));
                     }
                 }
                 Predictor::Linear { w2, w3 } => {
@@ -1169,26 +1191,26 @@ fn group_slots<S: PositionSink + ?Sized>(
                     let c1 = &done[s - 1][a];
                     let c2 = &done[s.saturating_sub(2)][a];
                     let c3 = &done[s.saturating_sub(3)][a];
-                    for ((((q, &z), v), &c1), (&c2, &c3)) in
-                        lane.zip(r).zip(v.iter_mut()).zip(c1).zip(c2.iter().zip(c3))
-                    {
-                        let c = linear(c1, c2, c3, w2, w3).wrapping_add(unzigzag(z));
-                        *q = c;
-                        *v = c;
+                    for k in 0..BLOCK {
+                        v[k] = linear(c1[k], c2[k], c3[k], w2, w3).wrapping_add(unzigzag(r[k]));
                     }
                 }
             }
         }
     }
-    for a in 0..3 {
-        t_prev[a] = cols[a][end - 1].wrapping_sub(last_base[a]);
-    }
+    let [x, y, z] = cols;
+    let rows = x[first..end].chunks_mut(p).zip(y[first..end].chunks_mut(p)).zip(z[first..end].chunks_mut(p));
     let mut i = first;
-    for k in 0..m {
-        for v in vals.iter().take(p.min(end - i)) {
-            emit(out, i, [v[0][k], v[1][k], v[2][k]], step);
+    for (k, ((cx, cy), cz)) in rows.enumerate() {
+        for (s, ((qx, qy), qz)) in cx.iter_mut().zip(cy.iter_mut()).zip(cz.iter_mut()).enumerate() {
+            let v = [vals[s][0][k], vals[s][1][k], vals[s][2][k]];
+            (*qx, *qy, *qz) = (v[0], v[1], v[2]);
+            emit(out, i, v, step);
             i += 1;
         }
+    }
+    for a in 0..3 {
+        t_prev[a] = cols[a][end - 1].wrapping_sub(last_base[a]);
     }
 }
 
