@@ -158,11 +158,12 @@ pub fn check_table(r: &mut Reader<'_>) -> Result<(), CodecError> {
 #[derive(Clone, Debug)]
 pub struct DecTable {
     slots: [u32; SCALE as usize],
+    plain: bool,
 }
 
 impl Default for DecTable {
     fn default() -> Self {
-        Self { slots: [0; SCALE as usize] }
+        Self { slots: [0; SCALE as usize], plain: true }
     }
 }
 
@@ -174,14 +175,22 @@ impl DecTable {
         let mut r = start;
         let k = r.u8()?;
         let mut cum = 0u32;
+        self.plain = true;
         for t in 0..u32::from(k) {
             let f = r.varint()? as u32;
             for (off, e) in self.slots[cum as usize..(cum + f) as usize].iter_mut().enumerate() {
                 *e = f << 20 | (off as u32) << 8 | t;
             }
+            self.plain &= f == 0 || t < 16;
             cum += f;
         }
         Ok(())
+    }
+
+    /// Whether every token of the table is below 16, i.e. has no extra bits.
+    #[must_use]
+    pub fn plain(&self) -> bool {
+        self.plain
     }
 
     /// Whether token `t` has a non-zero frequency.

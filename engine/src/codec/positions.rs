@@ -1248,15 +1248,11 @@ fn group<S: PositionSink + ?Sized>(
     }
 }
 
-/// The value of token `t`, its extra bits read from `raw`.
+/// The value of token `t`, its extra bits (if any) read from `raw`.
 #[inline(always)]
-fn token_value(t: u8, raw: &mut BitReader<'_>) -> u32 {
-    if t < 16 {
-        u32::from(t)
-    } else {
-        let t = usize::from(t);
-        TOKEN_BASE[t].wrapping_add(raw.get(u32::from(TOKEN_EXTRA[t])))
-    }
+fn token_value(t: u32, raw: &mut BitReader<'_>) -> u32 {
+    let t = (t as usize) & (TOKENS - 1);
+    TOKEN_BASE[t].wrapping_add(raw.get(u32::from(TOKEN_EXTRA[t])))
 }
 
 fn apply_entropy<S: PositionSink + ?Sized>(
@@ -1309,21 +1305,40 @@ fn apply_entropy<S: PositionSink + ?Sized>(
                 let mode = bitmap.get(bit / 8).is_some_and(|&b| b >> (bit % 8) & 1 == 1);
                 preds[s] = resolve(seg.slots[s], mode);
             }
-            // Tokens in atom order: x, y, z of each atom on rANS states 0, 1, 2.
+            // Tokens in atom order: x, y, z of each atom on rANS states 0, 1, 2; then, in the
+            // same order, the extra bits of the tokens that have some.
+            let slots_at = |k: usize| p.min(seg.len - (g + k) * p);
             if p == 1 {
-                let t = tabs[0];
-                let b = &mut buf[0];
+                let (t, b) = (tabs[0], &mut buf[0]);
                 for k in 0..m {
                     for a in 0..3 {
-                        b[a][k] = token_value(rans.get(a, t), &mut raw);
+                        b[a][k] = u32::from(rans.get(a, t));
+                    }
+                }
+                if !t.plain() {
+                    for k in 0..m {
+                        for a in 0..3 {
+                            b[a][k] = token_value(b[a][k], &mut raw);
+                        }
                     }
                 }
             } else {
                 for k in 0..m {
-                    for s in 0..p.min(seg.len - (g + k) * p) {
+                    for s in 0..slots_at(k) {
                         let t = tabs[s];
                         for a in 0..3 {
-                            buf[s][a][k] = token_value(rans.get(a, t), &mut raw);
+                            buf[s][a][k] = u32::from(rans.get(a, t));
+                        }
+                    }
+                }
+                if tabs[..p].iter().any(|t| !t.plain()) {
+                    for k in 0..m {
+                        for s in 0..slots_at(k) {
+                            if !tabs[s].plain() {
+                                for a in 0..3 {
+                                    buf[s][a][k] = token_value(buf[s][a][k], &mut raw);
+                                }
+                            }
                         }
                     }
                 }
