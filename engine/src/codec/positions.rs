@@ -423,16 +423,23 @@ fn choose_plan(base: &Quantized, cur: &Quantized, keyframe: bool) -> Vec<Segment
     let first = if keyframe { 2 } else { 0 };
     // Approximate cost (summed bit widths over the axes) of every candidate for every atom; the
     // per-block column is charged the better temporal one (refined per block below).
-    let cost: Vec<[u8; 6]> = (0..n)
-        .map(|i| {
-            let mut c = [0u8; 6];
-            for (k, p) in CANDIDATES.iter().enumerate() {
-                c[k] = (0..3).map(|a| bit_width(cols.residual(*p, a, i)) as u8).sum();
+    let mut cost: Vec<[u8; 6]> = vec![[0; 6]; n];
+    for (a, (&cur, &base)) in cols.cur.iter().zip(&cols.base).enumerate() {
+        let width = |v: i32| bit_width(zigzag(v)) as u8;
+        let (mut c1, mut c2, mut c3, mut t1) = (0i32, 0i32, 0i32, 0i32);
+        for (i, row) in cost.iter_mut().enumerate() {
+            let (c, t) = (cur[i], cur[i].wrapping_sub(base[i]));
+            row[0] += width(t);
+            row[1] += width(t.wrapping_sub(t1));
+            row[2] += width(c.wrapping_sub(c1));
+            row[3] += width(c.wrapping_sub(c2));
+            row[4] += width(c.wrapping_sub(c3));
+            if a == 2 {
+                row[BLOCK_COLUMN] = if keyframe { u8::MAX } else { row[0].min(row[1]) };
             }
-            c[BLOCK_COLUMN] = if keyframe { u8::MAX } else { c[0].min(c[1]) };
-            c
-        })
-        .collect();
+            (c3, c2, c1, t1) = (c2, c1, c, t);
+        }
+    }
 
     let mut runs: Vec<Run> = Vec::new();
     let mut ws = 0;
@@ -441,10 +448,15 @@ fn choose_plan(base: &Quantized, cur: &Quantized, keyframe: bool) -> Vec<Segment
         let mut best: Option<(u64, Run)> = None;
         for p in 1..=MAX_PERIOD.min(we - ws) {
             let mut run = Run { start: ws, end: we, period: p, sums: [[0; 6]; MAX_PERIOD], pattern: [0; MAX_PERIOD] };
-            for (i, c) in cost.iter().enumerate().take(we).skip(ws) {
-                let row = &mut run.sums[i % p];
+            let mut r = ws % p;
+            for c in &cost[ws..we] {
+                let row = &mut run.sums[r];
                 for k in 0..6 {
                     row[k] += u64::from(c[k]);
+                }
+                r += 1;
+                if r == p {
+                    r = 0;
                 }
             }
             if p == 1 && !keyframe {
