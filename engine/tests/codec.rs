@@ -511,7 +511,7 @@ fn hostile_position_payloads_are_typed_errors() {
         w.buf
     };
     let whole: &[u8] = &[1, 0x80, 0x10]; // one token, frequency 2048
-    let ok_tail: &[u8] = &[0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]; // states 2^16, no word, no raw byte
+    let ok_tail: &[u8] = &[0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0]; // states 2^16, no word, no raw byte
     validate_delta(&entropy(&[whole], 0, ok_tail), n).unwrap();
     corrupt(&entropy(&[], 0, ok_tail));
     corrupt(&entropy(&[whole; 9], 0, ok_tail));
@@ -523,7 +523,7 @@ fn hostile_position_payloads_are_typed_errors() {
     let mut trailing = entropy(&[whole], 0, ok_tail);
     trailing.push(0);
     corrupt(&trailing);
-    for tail in [&[0u8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0x7f][..], &[0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 9]] {
+    for tail in [&[0u8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0x7f][..], &[0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 9]] {
         let e = validate_delta(&entropy(&[whole], 0, tail), n).unwrap_err();
         assert!(matches!(e, CodecError::LimitExceeded { .. } | CodecError::Truncated), "{e:?}");
     }
@@ -531,7 +531,7 @@ fn hostile_position_payloads_are_typed_errors() {
     let junk = entropy(
         &[&[3, 0x80, 0x04, 0x80, 0x04, 0x80, 0x08]],
         0,
-        &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 7, 0, 0, 0, 2, 0xaa, 0x55, 0x12, 0x34, 3, 1, 2, 3],
+        &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 7, 0, 0, 0, 2, 0xaa, 0x55, 0x12, 0x34, 0, 1, 9, 9, 3, 1, 2, 3],
     );
     validate_delta(&junk, n).unwrap();
     apply_delta(&junk, &mut Quantized::zeros(n), 2, &mut vec![Vec3::ZERO; n][..]).unwrap();

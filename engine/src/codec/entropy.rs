@@ -15,7 +15,8 @@
 //! byte `K` (1–128: tokens 0..K have a frequency), then `K` varints, the frequencies, which must
 //! sum to exactly [`SCALE`].
 //!
-//! **rANS.** 32-bit states kept in `[2^16, 2^32)`, renormalised by 16-bit little-endian words.
+//! **rANS.** Three 32-bit states kept in `[2^16, 2^32)`, each renormalised by 16-bit
+//! little-endian words from its own stream (so the three decode chains are independent).
 //! Decoding a symbol from state `x`: `s = x mod 2^11`, the token `t` is the one whose cumulative
 //! range holds `s`, then `x = freq[t] · (x >> 11) + s − cum[t]`, and if `x < 2^16` one word `w`
 //! is read: `x = (x << 16) | w`. Words past the end read as 0, so decoding is total: a validated
@@ -221,11 +222,12 @@ impl EncTable {
     }
 }
 
-/// Interleaved rANS encoder with three states. Symbols are put in *reverse* decoding order.
+/// Interleaved rANS encoder with three states, each with its own word stream. Symbols are put
+/// in *reverse* decoding order.
 #[derive(Debug)]
 pub struct RansEncoder {
     states: [u32; 3],
-    words: Vec<u16>,
+    words: [Vec<u16>; 3],
 }
 
 impl Default for RansEncoder {
@@ -238,7 +240,7 @@ impl RansEncoder {
     /// A fresh encoder.
     #[must_use]
     pub fn new() -> Self {
-        Self { states: [RANS_L; 3], words: Vec::new() }
+        Self { states: [RANS_L; 3], words: [Vec::new(), Vec::new(), Vec::new()] }
     }
 
     /// Codes token `t` (which must have a non-zero frequency in `table`) on state `lane`.
@@ -249,42 +251,47 @@ impl RansEncoder {
         let mut x = self.states[lane];
         let x_max = (u64::from(RANS_L >> SCALE_BITS) << 16) * u64::from(f);
         if u64::from(x) >= x_max {
-            self.words.push(x as u16);
+            self.words[lane].push(x as u16);
             x >>= 16;
         }
         self.states[lane] = ((x / f) << SCALE_BITS) + (x % f) + table.cum[usize::from(t)];
     }
 
-    /// Appends the final states (3 × u32), the word count (varint) and the words in decoding
-    /// order.
+    /// Appends the final states (3 × u32), then per state its word count (varint) and its words
+    /// in decoding order.
     pub fn finish(mut self, w: &mut Writer) {
         for s in self.states {
             w.u32(s);
         }
-        w.varint(self.words.len() as u64);
-        self.words.reverse();
-        w.buf.reserve(self.words.len() * 2);
-        for word in self.words {
-            w.u16(word);
+        for words in &mut self.words {
+            w.varint(words.len() as u64);
+            words.reverse();
+            w.buf.reserve(words.len() * 2);
+            for &word in words.iter() {
+                w.u16(word);
+            }
         }
     }
 }
 
-/// Interleaved rANS decoder with three states.
+/// Interleaved rANS decoder with three states, each reading its own word stream.
 #[derive(Debug)]
 pub struct RansDecoder<'a> {
     states: [u32; 3],
-    words: &'a [u8],
-    pos: usize,
+    words: [&'a [u8]; 3],
+    pos: [usize; 3],
 }
 
 impl<'a> RansDecoder<'a> {
-    /// Reads the states and the word count; the words must all be present.
+    /// Reads the states and the three word streams, which must all be present.
     pub fn new(r: &mut Reader<'a>) -> Result<Self, CodecError> {
         let states = [r.u32()?, r.u32()?, r.u32()?];
-        let n = r.count(r.remaining() / 2)?;
-        let words = r.take(2 * n)?;
-        Ok(Self { states, words, pos: 0 })
+        let mut words: [&'a [u8]; 3] = [&[]; 3];
+        for stream in &mut words {
+            let n = r.count(r.remaining() / 2)?;
+            *stream = r.take(2 * n)?;
+        }
+        Ok(Self { states, words, pos: [0; 3] })
     }
 
     /// Decodes one token on state `lane` (0–2).
@@ -294,13 +301,14 @@ impl<'a> RansDecoder<'a> {
         let e = table.slots[(x & (SCALE - 1)) as usize];
         let x = (e >> 20).wrapping_mul(x >> SCALE_BITS).wrapping_add(e >> 8 & 0xfff);
         // Renormalise without a branch: the next word is read every time, consumed when needed.
-        let w = match self.words.get(self.pos..self.pos + 2) {
+        let pos = self.pos[lane];
+        let w = match self.words[lane].get(pos..pos + 2) {
             Some(b) => u32::from(u16::from_le_bytes([b[0], b[1]])),
             None => 0,
         };
         let need = x < RANS_L;
         self.states[lane] = if need { x << 16 | w } else { x };
-        self.pos += 2 * usize::from(need);
+        self.pos[lane] = pos + 2 * usize::from(need);
         e as u8
     }
 }
@@ -471,6 +479,9 @@ mod tests {
         w.u32(0);
         w.u32(u32::MAX);
         w.u32(1);
+        w.varint(0);
+        w.varint(1);
+        w.u16(0xffff);
         w.varint(0);
         let mut r = Reader::new(&w.buf);
         let mut d = RansDecoder::new(&mut r).unwrap();
