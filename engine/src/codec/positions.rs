@@ -57,7 +57,7 @@
 //! |---|---|
 //! | ⌈M/8⌉ | mode bits of the per-block lanes' blocks, LSB first |
 //! | 12 | rANS states 0, 1, 2 (u32) |
-//! | varint + 2·W | `W` and the 16-bit rANS words |
+//! | 3 × (varint + 2·W) | per state, `W` and its 16-bit rANS words |
 //! | varint + R | `R` and the raw extra bits |
 //!
 //! Tokens go in atom order, x, y, z on states 0, 1, 2 with the table of the atom's slot; each
