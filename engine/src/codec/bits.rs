@@ -358,16 +358,7 @@ fn extract<const W: u32>(data: &[u8], out: &mut [u32; BLOCK]) {
     for (k, slot) in out.iter_mut().enumerate() {
         let bit = k * W as usize;
         let b = bit / 8;
-        let word = u64::from_le_bytes([
-            data[b],
-            data[b + 1],
-            data[b + 2],
-            data[b + 3],
-            data[b + 4],
-            data[b + 5],
-            data[b + 6],
-            data[b + 7],
-        ]);
+        let word = u64::from_le_bytes(data[b..b + 8].try_into().unwrap_or([0; 8]));
         *slot = ((word >> (bit % 8)) & mask) as u32;
     }
 }

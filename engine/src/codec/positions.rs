@@ -21,7 +21,7 @@
 //! | 0 | temporal | `b[i]` |
 //! | 1 | temporal difference | `b[i] + t[i−1]` (neighbouring atoms move together) |
 //! | 2 | per block | 0 or 1, chosen per block of 32 atoms of the slot by a mode bit |
-//! | 3 | linear (w2, w3) | `c[i−1] + ((w2·(c[i−2] − c[i−1]) + w3·(c[i−3] − c[i−1]) + 2^15) >> 16)` in 64-bit |
+//! | 3 | linear (w2, w3) | `c[i−1] + ((w2·(c[i−2] − c[i−1]) + w3·(c[i−3] − c[i−1]) + 2^15) >> 16)`, arithmetic shift |
 //!
 //! Linear covers the spatial predictors (`c[i−1]`: w = 0, 0; `c[i−2]`: 65536, 0; `c[i−3]`: 0,
 //! 65536) and fixed linear combinations such as the TIP4P M site. The encoder chooses the
@@ -280,13 +280,16 @@ fn back(col: &[i32], i: usize, k: usize) -> i32 {
     if i >= k { col[i - k] } else { 0 }
 }
 
-/// The linear prediction from the three atoms before.
+/// The linear prediction from the three atoms before, in wrapping 32-bit arithmetic (exact
+/// while `|w2·d2 + w3·d3| < 2^31`, which holds for bonded distances at every precision; beyond
+/// that the prediction is merely poor, and the encoder, which costs every predictor with this
+/// very function, does not choose it).
 #[inline]
 fn linear(c1: i32, c2: i32, c3: i32, w2: i32, w3: i32) -> i32 {
-    let d2 = i64::from(c2.wrapping_sub(c1));
-    let d3 = i64::from(c3.wrapping_sub(c1));
-    let p = (i64::from(w2) * d2 + i64::from(w3) * d3 + (1 << 15)) >> 16;
-    c1.wrapping_add(p as i32)
+    let d2 = c2.wrapping_sub(c1);
+    let d3 = c3.wrapping_sub(c1);
+    let p = w2.wrapping_mul(d2).wrapping_add(w3.wrapping_mul(d3)).wrapping_add(1 << 15) >> 16;
+    c1.wrapping_add(p)
 }
 
 /// Prediction of atom `i` on one axis, with `b` its base value and `t_prev` the motion of the
