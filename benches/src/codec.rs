@@ -167,7 +167,7 @@ pub fn run(args: &CodecArgs) -> Result<()> {
     // Each position coding on its own: payload bytes, encode and delta decode (validate + apply
     // into the same AtomInstance buffer), against the same memcpy figure.
     let mut codings = serde_json::Map::new();
-    for (name, coding) in [("packed", Coding::Packed), ("entropy", Coding::Entropy)] {
+    for (name, coding) in [("bits", Coding::Bits), ("packed", Coding::Packed), ("entropy", Coding::Entropy)] {
         let m = coding_figures(&frames, k, coding, args.repeat.max(1))?;
         #[allow(clippy::cast_precision_loss)]
         let figures = serde_json::json!({

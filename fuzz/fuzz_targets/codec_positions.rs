@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     if !(in_range(&state.x) && in_range(&state.y) && in_range(&state.z)) {
         return;
     }
-    for coding in [Coding::Packed, Coding::Entropy] {
+    for coding in [Coding::Bits, Coding::Packed, Coding::Entropy] {
         for keyframe in [false, true] {
             let from = if keyframe { Quantized::zeros(n) } else { base.clone() };
             let mut w = Writer::new();

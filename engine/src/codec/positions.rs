@@ -5,9 +5,9 @@
 //! base frame `b` (all zero for the positions of a keyframe). The byte-level layout is specified
 //! in `docs/format/positions.md`; in short:
 //!
-//! **Coding byte.** The payload starts with one byte: 1 = *packed* (bit-packed 32-value blocks,
-//! the fastest to decode), 2 = *entropy* (rANS over value tokens, the most compact). Other values
-//! are refused.
+//! **Coding byte.** The payload starts with one byte: 1 = *bits* (the original per-axis
+//! bit-packed blocks), 3 = *packed* (per block, bit-packed or mixed-radix: fast to decode and the
+//! default), 2 = *entropy* (rANS over value tokens, the most compact). Other values are refused.
 //!
 //! **Plan.** The atoms are cut into segments. A segment has a length `L` and a period `p` (1–8)
 //! and gives each of its `p` *slots* a predictor; atom `j` of the segment is in slot `j mod p`.
@@ -36,12 +36,12 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 1 | coding: 1 packed, 2 entropy |
+//! | 1 | coding: 1 bits, 2 entropy, 3 packed |
 //! | … | entropy only: `T` (u8, 1–8), then `T` tables: `K` (u8, 1–128), `K` varint frequencies summing to 2048 |
 //! | varint | segment count `S` (0 iff `n = 0`) |
 //! | per segment | varint `L` (≥ 1, the `L` sum to `n`), u8 `p` (1–8), per slot: u8 predictor id, for id 3 i32 `w2` and i32 `w3`, in the entropy coding a u8 table index |
 //!
-//! *Packed* (1), then: the lanes in order (segment, then slot), each as its blocks of 32 atoms:
+//! *Bits* (1), then: the lanes in order (segment, then slot), each as its blocks of 32 atoms:
 //!
 //! | bytes | field |
 //! |---|---|
@@ -50,6 +50,15 @@
 //!
 //! With one segment of period 1 and the per-block predictor this is exactly the original block
 //! layout.
+//!
+//! *Packed* (3): the same lanes, each block behind a byte `h` (bit 7 the mode bit, bits 0–6 the
+//! kind):
+//!
+//! | kind | then | data |
+//! |---|---|---|
+//! | 0 bits | u16 widths (bit 15 zero) | as in coding 1 |
+//! | 1 radix | varints `Rx − 1`, `Ry − 1`, `Rz − 1` (product ≤ 2^32) | 32 values `ux + Rx·(uy + Ry·uz)` at `bit_width(Rx·Ry·Rz − 1)` bits |
+//! | 2 radix again | — (the lane's last kind-1 ranges) | as kind 1 |
 //!
 //! *Entropy* (2), then:
 //!
@@ -155,19 +164,26 @@ const LANE_BLOCK: usize = BLOCK;
 /// How the residuals of a payload are stored (its first byte).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Coding {
-    /// Bit-packed 32-value blocks: decodes fastest.
-    #[default]
-    Packed = 1,
+    /// Per axis, 32 values bit-packed at one width, behind a u16 header per block: the original
+    /// block layout, kept decodable and encodable.
+    Bits = 1,
     /// rANS over value tokens with per-frame tables: the most compact. The encoder falls back to
     /// [`Coding::Packed`] for a frame where this would not be smaller.
     Entropy = 2,
+    /// Per block of 32 atoms, the cheaper of per-axis bit-packing and a mixed-radix number per
+    /// atom (its three residuals as one integer of `ceil(log2(Rx·Ry·Rz))` bits), with 1-byte
+    /// headers that may repeat the lane's previous ranges: decodes fast, and packs small
+    /// residuals without rounding each axis up to whole bits.
+    #[default]
+    Packed = 3,
 }
 
 impl Coding {
     fn from_u8(v: u8) -> Result<Self, CodecError> {
         match v {
-            1 => Ok(Self::Packed),
+            1 => Ok(Self::Bits),
             2 => Ok(Self::Entropy),
+            3 => Ok(Self::Packed),
             _ => Err(CodecError::Corrupt("unknown position coding")),
         }
     }
@@ -319,13 +335,13 @@ pub fn encode_delta_with(base: &Quantized, cur: &Quantized, options: DeltaOption
     let plan = choose_plan(base, cur, options.keyframe);
     let res = Residuals::new(base, cur, &plan);
     match options.coding {
-        Coding::Packed => write_packed(&plan, &res, w),
+        Coding::Bits | Coding::Packed => write_packed(&plan, &res, options.coding, w),
         Coding::Entropy => {
             let mut e = Writer::with_capacity(cur.len() * 3);
             let mut plan = plan;
             write_entropy(&mut plan, &res, &mut e);
             let mut p = Writer::with_capacity(cur.len() * 4);
-            write_packed(&plan, &res, &mut p);
+            write_packed(&plan, &res, Coding::Packed, &mut p);
             w.buf.extend_from_slice(if e.buf.len() < p.buf.len() { &e.buf } else { &p.buf });
         }
     }
@@ -688,30 +704,89 @@ fn write_plan(plan: &[Segment], entropy: bool, w: &mut Writer) {
     }
 }
 
-fn write_packed(plan: &[Segment], res: &Residuals, w: &mut Writer) {
-    w.u8(Coding::Packed as u8);
+/// Bytes of `v` as a varint.
+fn varint_len(v: u64) -> usize {
+    (bit_width_u64(v).max(1) as usize).div_ceil(7)
+}
+
+fn bit_width_u64(v: u64) -> u32 {
+    64 - v.leading_zeros()
+}
+
+/// Bit width of a mixed-radix number with ranges `r` (product at most 2^32).
+fn radix_width(r: [u32; 3]) -> u32 {
+    bit_width_u64(r.iter().map(|&v| u64::from(v)).product::<u64>().saturating_sub(1))
+}
+
+fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Writer) {
+    w.u8(coding as u8);
     write_plan(plan, false, w);
     let mut modes = res.modes.iter();
     let mut start = 0;
     let mut block = [[0u32; BLOCK]; 3];
+    let mut joint = [0u32; BLOCK];
     for seg in plan {
         for s in 0..seg.period {
             let lane: Vec<usize> = (start + s..start + seg.len).step_by(seg.period).collect();
+            let mut last: Option<[u32; 3]> = None;
             for chunk in lane.chunks(LANE_BLOCK) {
-                let mut or = [0u32; 3];
+                let mut max = [0u32; 3];
                 for a in 0..3 {
                     for (k, slot) in block[a].iter_mut().enumerate() {
                         *slot = chunk.get(k).map_or(0, |&i| res.zz[i][a]);
-                        or[a] |= *slot;
+                        max[a] = max[a].max(*slot);
                     }
                 }
-                let widths = or.map(bit_width);
+                let widths = max.map(bit_width);
                 debug_assert!(widths.iter().all(|&v| v <= 31), "quantized values beyond Q_LIMIT");
+                let widths = widths.map(|v| v.min(31));
                 let mode = seg.slots[s] == Predictor::Block && modes.next().copied().unwrap_or(false);
-                let h = widths[0].min(31) | widths[1].min(31) << 5 | widths[2].min(31) << 10 | u32::from(mode) << 15;
-                w.u16(h as u16);
-                for a in 0..3 {
-                    w.pack_block(&block[a], widths[a].min(31));
+                if coding == Coding::Bits {
+                    w.u16((widths[0] | widths[1] << 5 | widths[2] << 10 | u32::from(mode) << 15) as u16);
+                    for a in 0..3 {
+                        w.pack_block(&block[a], widths[a]);
+                    }
+                    continue;
+                }
+                // Bit-packed (3-byte header), the previous ranges again (1 byte), or new ranges (1
+                // byte and three varints, paid once for the blocks that repeat them). Radix blocks
+                // decode slower, so they are taken only when their data saves more than 1/12.
+                let bits_bytes = 3 + 4 * widths.iter().sum::<u32>() as usize;
+                let ranges = max.map(|m| u64::from(m) + 1);
+                let fresh = (ranges.iter().product::<u64>() <= 1 << 32).then(|| ranges.map(|v| v as u32));
+                let repeat = last.filter(|r| (0..3).all(|a| max[a] < r[a]));
+                let data = |r: [u32; 3]| 1 + 4 * radix_width(r) as usize;
+                let header = |r: [u32; 3]| r.iter().map(|&v| varint_len(u64::from(v - 1))).sum::<usize>();
+                let radix = match (fresh, repeat) {
+                    (Some(f), Some(r)) => Some(if data(f) + header(f) < data(r) { (1u8, f) } else { (2, r) }),
+                    (Some(f), None) => Some((1, f)),
+                    (None, Some(r)) => Some((2, r)),
+                    (None, None) => None,
+                };
+                let (kind, r) = match radix {
+                    Some((kind, r)) if data(r) * 12 < bits_bytes * 11 => (kind, r),
+                    _ => (0, [0; 3]),
+                };
+                w.u8(u8::from(mode) << 7 | kind);
+                match kind {
+                    0 => {
+                        w.u16((widths[0] | widths[1] << 5 | widths[2] << 10) as u16);
+                        for a in 0..3 {
+                            w.pack_block(&block[a], widths[a]);
+                        }
+                    }
+                    _ => {
+                        if kind == 1 {
+                            for v in r {
+                                w.varint(u64::from(v - 1));
+                            }
+                            last = Some(r);
+                        }
+                        for (k, j) in joint.iter_mut().enumerate() {
+                            *j = block[0][k] + r[0] * (block[1][k] + r[1] * block[2][k]);
+                        }
+                        w.pack_block(&joint, radix_width(r));
+                    }
                 }
             }
         }
@@ -816,12 +891,11 @@ pub fn validate_delta(payload: &[u8], n: usize) -> Result<(), CodecError> {
             if coding == Coding::Entropy {
                 continue;
             }
+            let mut last = None;
             for _ in 0..blocks {
-                let h = u32::from(r.u16()?);
-                if h >> 15 == 1 && !per_block {
+                if skip_lane_block(&mut r, coding, &mut last)? && !per_block {
                     return Err(CodecError::Corrupt("mode bit on a slot without per-block modes"));
                 }
-                r.take(4 * ((h & 31) + (h >> 5 & 31) + (h >> 10 & 31)) as usize)?;
             }
         }
     }
@@ -952,7 +1026,7 @@ pub fn apply_delta<S: PositionSink + ?Sized>(
     let Quantized { x, y, z } = state;
     let mut cols: [&mut [i32]; 3] = [x, y, z];
     match Coding::from_u8(r.u8()?)? {
-        Coding::Packed => apply_packed(r, &mut cols, s, out),
+        c @ (Coding::Bits | Coding::Packed) => apply_packed(r, c, &mut cols, s, out),
         Coding::Entropy => apply_entropy(r, &mut cols, s, out),
     }
 }
@@ -995,25 +1069,140 @@ fn resolve(p: Predictor, mode: bool) -> Predictor {
     }
 }
 
-/// Reads one lane block (header and three packed blocks) into `raw`; returns the mode bit.
-#[inline]
-fn read_lane_block(lane: &mut Reader<'_>, raw: &mut [[u32; BLOCK]; 3]) -> Result<bool, CodecError> {
-    let h = u32::from(lane.u16()?);
-    for (a, raw) in raw.iter_mut().enumerate() {
-        let w = h >> (5 * a) & 31;
-        if w == 0 {
-            *raw = [0; BLOCK];
-        } else {
-            let rest = lane.rest();
-            lane.take(4 * w as usize)?;
-            unpack(rest, w, raw);
+/// How a lane block's residuals are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// Per axis, 32 values bit-packed at these widths (0–31).
+    Bits([u32; 3]),
+    /// Per atom one value `zx + Rx·(zy + Ry·zz)`, bit-packed at [`radix_width`] of these ranges.
+    Radix([u32; 3]),
+}
+
+impl Shape {
+    /// Bytes of packed data after the header.
+    fn data_len(self) -> usize {
+        match self {
+            Self::Bits(w) => 4 * (w[0] + w[1] + w[2]) as usize,
+            Self::Radix(r) => 4 * radix_width(r) as usize,
         }
     }
-    Ok(h >> 15 == 1)
+}
+
+/// Reads a lane block header: its mode bit and shape. `last` holds the lane's last radix ranges.
+#[inline]
+fn read_header(
+    lane: &mut Reader<'_>,
+    coding: Coding,
+    last: &mut Option<[u32; 3]>,
+) -> Result<(bool, Shape), CodecError> {
+    if coding == Coding::Bits {
+        let h = u32::from(lane.u16()?);
+        return Ok((h >> 15 == 1, Shape::Bits([h & 31, h >> 5 & 31, h >> 10 & 31])));
+    }
+    let h = lane.u8()?;
+    let shape = match h & 0x7f {
+        0 => {
+            let v = u32::from(lane.u16()?);
+            if v >> 15 != 0 {
+                return Err(CodecError::Corrupt("bit 15 of a block's widths is set"));
+            }
+            Shape::Bits([v & 31, v >> 5 & 31, v >> 10 & 31])
+        }
+        1 => {
+            let mut r = [0u32; 3];
+            for x in &mut r {
+                let v = lane.varint()?;
+                *x = u32::try_from(v + 1).map_err(|_| CodecError::Corrupt("radix range above 2^32 - 1"))?;
+            }
+            if r.iter().map(|&v| u64::from(v)).product::<u64>() > 1 << 32 {
+                return Err(CodecError::Corrupt("radix ranges multiply past 2^32"));
+            }
+            *last = Some(r);
+            Shape::Radix(r)
+        }
+        2 => Shape::Radix(last.ok_or(CodecError::Corrupt("radix block repeats no earlier one"))?),
+        _ => return Err(CodecError::Corrupt("unknown position block kind")),
+    };
+    Ok((h >> 7 == 1, shape))
+}
+
+/// Division of 32-bit numbers by a fixed divisor through one 64×64→128-bit multiplication
+/// (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019; exact for every
+/// 32-bit numerator and divisor).
+#[derive(Clone, Copy)]
+struct Divider {
+    d: u32,
+    m: u64,
+}
+
+impl Divider {
+    fn new(d: u32) -> Self {
+        Self { d, m: if d > 1 { (u64::MAX / u64::from(d)).wrapping_add(1) } else { 0 } }
+    }
+
+    /// `(n / d, n % d)`.
+    #[inline(always)]
+    fn div_rem(self, n: u32) -> (u32, u32) {
+        if self.d <= 1 {
+            return (n, 0);
+        }
+        let q = ((u128::from(self.m) * u128::from(n)) >> 64) as u32;
+        (q, n.wrapping_sub(q.wrapping_mul(self.d)))
+    }
+}
+
+/// Reads one lane block into `raw` (per axis, zigzag residuals); returns the mode bit.
+#[inline]
+fn read_lane_block(
+    lane: &mut Reader<'_>,
+    coding: Coding,
+    last: &mut Option<[u32; 3]>,
+    raw: &mut [[u32; BLOCK]; 3],
+) -> Result<bool, CodecError> {
+    let (mode, shape) = read_header(lane, coding, last)?;
+    match shape {
+        Shape::Bits(widths) => {
+            for (raw, w) in raw.iter_mut().zip(widths) {
+                if w == 0 {
+                    *raw = [0; BLOCK];
+                } else {
+                    let rest = lane.rest();
+                    lane.take(4 * w as usize)?;
+                    unpack(rest, w, raw);
+                }
+            }
+        }
+        Shape::Radix(r) => {
+            let w = radix_width(r);
+            let mut joint = [0u32; BLOCK];
+            if w > 0 {
+                let rest = lane.rest();
+                lane.take(4 * w as usize)?;
+                unpack(rest, w, &mut joint);
+            }
+            let (dx, dy) = (Divider::new(r[0]), Divider::new(r[1]));
+            let [x, y, z] = raw;
+            for (k, &v) in joint.iter().enumerate() {
+                let (q, rx) = dx.div_rem(v);
+                let (qz, ry) = dy.div_rem(q);
+                (x[k], y[k], z[k]) = (rx, ry, qz);
+            }
+        }
+    }
+    Ok(mode)
+}
+
+/// Steps over one lane block.
+#[inline]
+fn skip_lane_block(r: &mut Reader<'_>, coding: Coding, last: &mut Option<[u32; 3]>) -> Result<bool, CodecError> {
+    let (mode, shape) = read_header(r, coding, last)?;
+    r.take(shape.data_len())?;
+    Ok(mode)
 }
 
 fn apply_packed<S: PositionSink + ?Sized>(
     mut r: Reader<'_>,
+    coding: Coding,
     cols: &mut [&mut [i32]; 3],
     step: f32,
     out: &mut S,
@@ -1030,20 +1219,25 @@ fn apply_packed<S: PositionSink + ?Sized>(
     for _ in 0..segments {
         let seg = Segment::read(&mut plan, n - start, 0)?;
         let mut lanes: [Reader<'_>; MAX_PERIOD] = core::array::from_fn(|_| data.clone());
+        // Each lane starts where the one before ends; the last lane's end (found by decoding
+        // it) is where the next segment starts.
         for (s, lane) in lanes.iter_mut().enumerate().take(seg.period) {
             *lane = data.clone();
-            for _ in 0..seg.lane_len(s).div_ceil(LANE_BLOCK) {
-                let h = u32::from(data.u16()?);
-                data.take(4 * ((h & 31) + (h >> 5 & 31) + (h >> 10 & 31)) as usize)?;
+            if s + 1 < seg.period {
+                let mut last = None;
+                for _ in 0..seg.lane_len(s).div_ceil(LANE_BLOCK) {
+                    skip_lane_block(&mut data, coding, &mut last)?;
+                }
             }
         }
+        let mut lasts = [None; MAX_PERIOD];
         let reps = seg.len.div_ceil(seg.period);
         let fast = causal(&seg);
         let mut preds = seg.slots;
         let mut g = 0;
         while g < reps {
             for s in 0..seg.period.min(seg.len - g * seg.period) {
-                let mode = read_lane_block(&mut lanes[s], &mut buf[s])?;
+                let mode = read_lane_block(&mut lanes[s], coding, &mut lasts[s], &mut buf[s])?;
                 preds[s] = resolve(seg.slots[s], mode);
             }
             let m = (reps - g).min(BLOCK);
@@ -1056,6 +1250,7 @@ fn apply_packed<S: PositionSink + ?Sized>(
             }
             g += m;
         }
+        data = lanes[seg.period - 1].clone();
         start += seg.len;
     }
     Ok(())
