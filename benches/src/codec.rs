@@ -3,6 +3,13 @@
 //! Everything is measured in one run on this machine: delta decode into an `AtomInstance`
 //! buffer, a memcpy of the same output bytes, and for XTC input molly decoding the same frames
 //! from memory. Ratios are the figures to read; absolute times move with machine load.
+//!
+//! The top-level figures go through `StreamEncoder`/`StreamDecoder` (frame headers, checksums
+//! checked outside the timing, the default position coding). `position_codings` has, per coding
+//! (`bits`, `packed`, `entropy`), the position payloads alone: bytes per atom of the deltas and
+//! of a keyframe's positions, encode speed, and delta decode speed (`validate_delta` +
+//! `apply_delta` into the same `AtomInstance` buffer) with its ratios to memcpy and, for XTC
+//! input, to molly. Times are medians of `--repeat` passes.
 
 use std::path::PathBuf;
 use std::time::Instant;

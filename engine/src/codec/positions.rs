@@ -713,9 +713,14 @@ fn bit_width_u64(v: u64) -> u32 {
     64 - v.leading_zeros()
 }
 
+/// The product of three ranges, `None` past 2^32 (the largest a radix block allows).
+fn range_product(r: [u64; 3]) -> Option<u64> {
+    r.iter().try_fold(1u64, |p, &v| p.checked_mul(v)).filter(|&p| p <= 1 << 32)
+}
+
 /// Bit width of a mixed-radix number with ranges `r` (product at most 2^32).
 fn radix_width(r: [u32; 3]) -> u32 {
-    bit_width_u64(r.iter().map(|&v| u64::from(v)).product::<u64>().saturating_sub(1))
+    bit_width_u64(range_product(r.map(u64::from)).unwrap_or(1 << 32).saturating_sub(1))
 }
 
 fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Writer) {
@@ -753,7 +758,7 @@ fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Write
                 // decode slower, so they are taken only when their data saves more than 1/12.
                 let bits_bytes = 3 + 4 * widths.iter().sum::<u32>() as usize;
                 let ranges = max.map(|m| u64::from(m) + 1);
-                let fresh = (ranges.iter().product::<u64>() <= 1 << 32).then(|| ranges.map(|v| v as u32));
+                let fresh = range_product(ranges).map(|_| ranges.map(|v| v as u32));
                 let repeat = last.filter(|r| (0..3).all(|a| max[a] < r[a]));
                 let data = |r: [u32; 3]| 1 + 4 * radix_width(r) as usize;
                 let header = |r: [u32; 3]| r.iter().map(|&v| varint_len(u64::from(v - 1))).sum::<usize>();
@@ -1114,7 +1119,7 @@ fn read_header(
                 let v = lane.varint()?;
                 *x = u32::try_from(v + 1).map_err(|_| CodecError::Corrupt("radix range above 2^32 - 1"))?;
             }
-            if r.iter().map(|&v| u64::from(v)).product::<u64>() > 1 << 32 {
+            if range_product(r.map(u64::from)).is_none() {
                 return Err(CodecError::Corrupt("radix ranges multiply past 2^32"));
             }
             *last = Some(r);
