@@ -513,7 +513,9 @@ fn hostile_position_payloads_are_typed_errors() {
     corrupt(&packed(&[&[1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0], &[0, 0, 0]]));
     corrupt(&packed(&[&[1, 0xff, 0xff, 0x03, 0xff, 0xff, 0x03, 1], &[0, 0, 0]]));
     corrupt(&packed(&[&[0x81, 0, 0, 0], &[0, 0, 0]])); // mode bit on a temporal slot
-    // Ranges whose product overflows 64 bits (found by fuzzing: the check itself overflowed).
+    // A range of 2^64 (found by fuzzing: `varint + 1` overflowed), and ranges whose product
+    // overflows 64 bits (also found by fuzzing: the check itself overflowed).
+    corrupt(&packed(&[&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0]]));
     corrupt(&packed(&[&[1, 0xfe, 0xff, 0xff, 0xff, 0x0f, 0xfe, 0xff, 0xff, 0xff, 0x0f, 0xfe, 0xff, 0xff, 0xff, 0x0f]]));
     let mut radix = vec![1, 2, 2, 2]; // ranges 3 × 3 × 3: 5 bits per atom
     radix.extend([0x55; 20]);

@@ -1117,7 +1117,10 @@ fn read_header(
             let mut r = [0u32; 3];
             for x in &mut r {
                 let v = lane.varint()?;
-                *x = u32::try_from(v + 1).map_err(|_| CodecError::Corrupt("radix range above 2^32 - 1"))?;
+                *x = v
+                    .checked_add(1)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or(CodecError::Corrupt("radix range above 2^32 - 1"))?;
             }
             if range_product(r.map(u64::from)).is_none() {
                 return Err(CodecError::Corrupt("radix ranges multiply past 2^32"));
