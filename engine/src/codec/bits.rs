@@ -322,7 +322,7 @@ impl<'a> Reader<'a> {
 
 /// Unpacks 32 values of width `w` (1..=32) from the first `4·w` bytes of `data` (which may be
 /// longer: the bytes after the block are read but ignored, which is faster).
-#[inline]
+#[inline(always)]
 pub fn unpack(data: &[u8], w: u32, out: &mut [u32; BLOCK]) {
     macro_rules! fixed {
         ($($w:literal)*) => {

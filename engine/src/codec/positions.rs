@@ -189,7 +189,11 @@ impl Coding {
     }
 }
 
-/// The coding [`encode_delta`] uses.
+/// The coding [`encode_delta`] (and so `StreamEncoder`) uses: [`Coding::Packed`]. For
+/// interactive streams it decodes several times faster than [`Coding::Entropy`] (hundreds of
+/// millions of atoms per second per core) while already beating XTC's size on solvated
+/// trajectories and reaching 1.44 bytes/atom on per-step thermal motion; [`Coding::Entropy`] is
+/// 10–15 % smaller again, for links where bandwidth matters more than decode time.
 pub const DEFAULT_CODING: Coding = Coding::Packed;
 
 /// Options of [`encode_delta_with`].
@@ -1094,7 +1098,7 @@ impl Shape {
 }
 
 /// Reads a lane block header: its mode bit and shape. `last` holds the lane's last radix ranges.
-#[inline]
+#[inline(always)]
 fn read_header(
     lane: &mut Reader<'_>,
     coding: Coding,
