@@ -173,7 +173,8 @@ pub enum Coding {
     /// Per block of 32 atoms, the cheaper of per-axis bit-packing and a mixed-radix number per
     /// atom (its three residuals as one integer of `ceil(log2(Rx·Ry·Rz))` bits), with 1-byte
     /// headers that may repeat the lane's previous ranges: decodes fast, and packs small
-    /// residuals without rounding each axis up to whole bits.
+    /// residuals without rounding each axis up to whole bits. The encoder writes
+    /// [`Coding::Bits`] instead for a frame where that is smaller.
     #[default]
     Packed = 3,
 }
@@ -339,13 +340,16 @@ pub fn encode_delta_with(base: &Quantized, cur: &Quantized, options: DeltaOption
     let plan = choose_plan(base, cur, options.keyframe);
     let res = Residuals::new(base, cur, &plan);
     match options.coding {
-        Coding::Bits | Coding::Packed => write_packed(&plan, &res, options.coding, w),
+        Coding::Bits => {
+            write_packed(&plan, &res, Coding::Bits, w);
+        }
+        Coding::Packed => write_fast(&plan, &res, w),
         Coding::Entropy => {
             let mut e = Writer::with_capacity(cur.len() * 3);
             let mut plan = plan;
             write_entropy(&mut plan, &res, &mut e);
             let mut p = Writer::with_capacity(cur.len() * 4);
-            write_packed(&plan, &res, Coding::Packed, &mut p);
+            write_fast(&plan, &res, &mut p);
             w.buf.extend_from_slice(if e.buf.len() < p.buf.len() { &e.buf } else { &p.buf });
         }
     }
@@ -727,13 +731,32 @@ fn radix_width(r: [u32; 3]) -> u32 {
     bit_width_u64(range_product(r.map(u64::from)).unwrap_or(1 << 32).saturating_sub(1))
 }
 
-fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Writer) {
+/// Writes the smaller of codings 3 and 1: the bits coding's block headers are a byte shorter,
+/// so it wins where radix blocks save less than that.
+fn write_fast(plan: &[Segment], res: &Residuals, w: &mut Writer) {
+    let start = w.buf.len();
+    if !write_packed(plan, res, Coding::Packed, w) {
+        w.buf.truncate(start);
+        write_packed(plan, res, Coding::Bits, w);
+        return;
+    }
+    let mut bits = Writer::with_capacity(w.buf.len() - start);
+    write_packed(plan, res, Coding::Bits, &mut bits);
+    if bits.buf.len() < w.buf.len() - start {
+        w.buf.truncate(start);
+        w.buf.extend_from_slice(&bits.buf);
+    }
+}
+
+/// Writes a payload in coding 1 or 3; returns whether a radix block was used.
+fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Writer) -> bool {
     w.u8(coding as u8);
     write_plan(plan, false, w);
     let mut modes = res.modes.iter();
     let mut start = 0;
     let mut block = [[0u32; BLOCK]; 3];
     let mut joint = [0u32; BLOCK];
+    let mut radix_used = false;
     for seg in plan {
         for s in 0..seg.period {
             let lane: Vec<usize> = (start + s..start + seg.len).step_by(seg.period).collect();
@@ -785,6 +808,7 @@ fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Write
                         }
                     }
                     _ => {
+                        radix_used = true;
                         if kind == 1 {
                             for v in r {
                                 w.varint(u64::from(v - 1));
@@ -801,6 +825,7 @@ fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Write
         }
         start += seg.len;
     }
+    radix_used
 }
 
 fn write_entropy(plan: &mut [Segment], res: &Residuals, w: &mut Writer) {
