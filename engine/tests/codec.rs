@@ -36,7 +36,11 @@ fn thermal(start: &[Vec3], steps: usize) -> Vec<Vec<Vec3>> {
 
 /// Streams `frames` (the first as a keyframe of `complex`), checks every decoded frame, and
 /// returns the mean delta bytes per atom.
-fn round_trip(name: &str, mut complex: Complex, frames: &[Vec<Vec3>], precision: u8) -> f64 {
+fn round_trip(name: &str, complex: Complex, frames: &[Vec<Vec3>], precision: u8) -> f64 {
+    round_trip_coded(name, complex, frames, precision, positions::DEFAULT_CODING)
+}
+
+fn round_trip_coded(name: &str, mut complex: Complex, frames: &[Vec<Vec3>], precision: u8, coding: Coding) -> f64 {
     let n = frames[0].len();
     assert_eq!(complex.current().topology.atom_count(), n, "{name}: topology and trajectory disagree");
     complex.models.truncate(1);
@@ -44,6 +48,7 @@ fn round_trip(name: &str, mut complex: Complex, frames: &[Vec<Vec3>], precision:
     complex.set_positions(0, frames[0].clone()).unwrap();
 
     let mut enc = StreamEncoder::new(7, precision);
+    enc.coding = coding;
     let mut dec = StreamDecoder::new(Limits::default());
     let mut reader = FrameReader::new(Limits::default());
     let mut instances: Vec<AtomInstance> = Vec::new();
@@ -111,6 +116,10 @@ fn synthetic_thermal_stream_is_compact() {
     // frame headers included).
     assert_eq!(positions::DEFAULT_CODING, Coding::Packed);
     assert!(b2 <= 1.47, "{b2:.3} bytes/atom on the per-step stream at 0.01 Å");
+    // A stream may choose the compact coding instead: same positions, fewer bytes.
+    let complex = load(&common::assets().join("1hvr.pdb"));
+    let e2 = round_trip_coded("thermal 1hvr (entropy)", complex, &frames, 2, Coding::Entropy);
+    assert!(e2 < b2 && e2 <= 1.36, "entropy-coded stream: {e2:.3} bytes/atom vs packed {b2:.3}");
 }
 
 #[test]
@@ -577,4 +586,32 @@ fn hostile_position_payloads_are_typed_errors() {
     );
     validate_delta(&junk, n).unwrap();
     apply_delta(&junk, &mut Quantized::zeros(n), 2, &mut vec![Vec3::ZERO; n][..]).unwrap();
+}
+
+/// Fuzz-found (`codec_keyframe`): a keyframe whose positions decode beyond ±2^28 quantization
+/// steps is refused, since no sender can write it and it could not be encoded again.
+#[test]
+fn keyframe_with_coordinates_beyond_the_quantization_range_is_refused() {
+    use molstream_engine::codec::keyframe;
+    use molstream_engine::codec::positions::{Q_LIMIT, encode_delta};
+    let complex = load(&common::assets().join("1hvr.pdb"));
+    let mut w = Writer::new();
+    let q = keyframe::encode(&complex, 3, &mut w).unwrap();
+    let n = q.len();
+    let mut body = Writer::new();
+    encode_delta(&Quantized::zeros(n), &q, true, &mut body);
+    assert!(w.buf.ends_with(&body.buf), "the positions end the keyframe payload");
+    let prefix = &w.buf[..w.buf.len() - body.buf.len()];
+    let limits = Limits::default();
+    assert!(keyframe::decode(&w.buf, n as u32, 3, &limits).is_ok());
+    for bad in [Q_LIMIT, Q_LIMIT + 7, -Q_LIMIT, -Q_LIMIT - 9] {
+        let mut q_bad = q.clone();
+        q_bad.y[n / 2] = bad;
+        let mut bad_body = Writer::new();
+        encode_delta(&Quantized::zeros(n), &q_bad, true, &mut bad_body);
+        let mut payload = prefix.to_vec();
+        payload.extend_from_slice(&bad_body.buf);
+        let err = keyframe::decode(&payload, n as u32, 3, &limits).unwrap_err();
+        assert!(matches!(err, CodecError::Corrupt(_)), "{bad}: {err:?}");
+    }
 }
