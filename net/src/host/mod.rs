@@ -29,6 +29,7 @@
 //! ```
 
 pub mod core;
+pub mod menus;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,6 +46,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use self::core::{HostCore, HostEvent, integration_answer};
 use crate::api::{Level, ToPlugin, ToSession};
 use crate::conn::{self, ConnError, Control};
+use crate::menu::MenuEvent;
 use crate::proto::{InstanceId, PeerMsg, PluginId, PluginMeta, Retain, Role, StreamHead, UserId};
 use crate::tls::{self, TlsError, TransportSettings, Trust};
 
@@ -101,6 +103,18 @@ pub trait Plugin: Send + 'static {
         async { Ok(()) }
     }
 
+    /// A user acted in one of the instance's menus (pressed, moved a slider, submitted text…).
+    /// See [`crate::menu`]; send the reaction with [`Session::update_content`] and friends.
+    fn on_menu_event(
+        &mut self,
+        session: &Session,
+        from: UserId,
+        event: MenuEvent,
+    ) -> impl Future<Output = PluginResult> + Send {
+        let _ = (session, from, event);
+        async { Ok(()) }
+    }
+
     /// The instance is being stopped (deactivated, presenter left, room empty).
     fn on_stop(&mut self, session: &Session) -> impl Future<Output = PluginResult> + Send {
         let _ = session;
@@ -127,6 +141,7 @@ struct SessionInner {
     presenter: AtomicU32,
     out: mpsc::Sender<PeerMsg>,
     conn: Connection,
+    menus: tokio::sync::Mutex<menus::MenuBook>,
 }
 
 /// An instance's handle on its room: who presents, and every way to reach its users.
@@ -533,6 +548,9 @@ async fn instance_body<P: Plugin>(mut p: P, s: Session, mut requests: mpsc::Rece
                 let result = p.on_integration(&s, from, &name, args).await;
                 s.send_user(from, integration_answer(req, result)).await.map_err(|e| e.to_string())?;
             }
+            Request::Api { from, request: ToPlugin::Menu(event) } => {
+                p.on_menu_event(&s, from, event).await.map_err(err)?;
+            }
             Request::Presenter(u) => {
                 s.inner.presenter.store(u.0, Ordering::Relaxed);
                 p.on_presenter_changed(&s, u).await.map_err(err)?;
@@ -676,6 +694,7 @@ impl PluginHost {
                                 presenter: AtomicU32::new(presenter.0),
                                 out: out_tx.clone(),
                                 conn: conn.clone(),
+                                menus: tokio::sync::Mutex::default(),
                             }),
                         };
                         let (req_tx, req_rx) = mpsc::channel(INSTANCE_QUEUE);
