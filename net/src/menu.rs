@@ -689,6 +689,24 @@ impl LoadingBar {
     }
 }
 
+impl Element {
+    /// The element's kind, in lower case (`label`, `button`, `text input`, `slider`,
+    /// `dropdown`, `list`, `image`, `loading bar`).
+    #[must_use]
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Label(_) => "label",
+            Self::Button(_) => "button",
+            Self::TextInput(_) => "text input",
+            Self::Slider(_) => "slider",
+            Self::Dropdown(_) => "dropdown",
+            Self::List(_) => "list",
+            Self::Image(_) => "image",
+            Self::LoadingBar(_) => "loading bar",
+        }
+    }
+}
+
 macro_rules! element_from {
     ($($t:ident),*) => {$(
         impl From<$t> for Element {
