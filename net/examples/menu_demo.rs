@@ -261,10 +261,10 @@ impl Plugin for Demo {
             }
             (OPEN_ABOUT, MenuAction::Pressed { .. }) => s.update_menu(&about_menu(from)).await?,
             (ItemId::ROOT, MenuAction::Opened) => {
-                s.notify(Level::Info, format!("user {} opened the menu", from.0)).await?
+                s.notify(Level::Info, format!("user {} opened the menu", from.0)).await?;
             }
             (ItemId::ROOT, MenuAction::Closed) => {
-                s.notify(Level::Info, format!("user {} closed the menu", from.0)).await?
+                s.notify(Level::Info, format!("user {} closed the menu", from.0)).await?;
             }
             _ => {}
         }
