@@ -336,6 +336,38 @@ mod tests {
     }
 
     #[test]
+    fn host_flags_turn_isolation_and_auto_reload_on() {
+        use clap::Parser;
+        let args = super::super::HostArgs::try_parse_from([
+            "plugin",
+            "--key",
+            "k",
+            "--insecure-local",
+            "--isolation",
+            "process",
+            "--auto-reload",
+            "--watch",
+            "/tmp/a",
+            "--watch",
+            "/tmp/b",
+            "--rebuild",
+            "make plugin",
+        ])
+        .unwrap();
+        let cfg = args.config().unwrap();
+        assert_eq!(cfg.isolation, Isolation::Process);
+        let reload = cfg.reload.unwrap();
+        assert!(reload.watch.starts_with(&[PathBuf::from("/tmp/a"), PathBuf::from("/tmp/b")]));
+        assert_eq!(reload.rebuild, Some(Rebuild::Shell("make plugin".into())));
+        let plain = super::super::HostArgs::try_parse_from(["plugin", "--key", "k", "--insecure-local"]).unwrap();
+        let cfg = plain.config().unwrap();
+        assert_eq!((cfg.isolation, cfg.reload), (Isolation::Task, None));
+        // --watch and --rebuild mean nothing without --auto-reload.
+        assert!(super::super::HostArgs::try_parse_from(["plugin", "--watch", "x"]).is_err());
+        assert!(super::super::HostArgs::try_parse_from(["plugin", "--isolation", "thread"]).is_err());
+    }
+
+    #[test]
     fn snapshots_see_changes_additions_and_removals() {
         let dir = std::env::temp_dir().join(format!("molstream-reload-test-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("sub")).unwrap();
