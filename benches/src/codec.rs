@@ -214,7 +214,9 @@ pub fn run(args: &CodecArgs) -> Result<()> {
             "bytes_per_atom": round(big_bytes as f64 / big_n as f64, 3),
         },
     });
-    if let (Some(obj), Some(x)) = (out.as_object_mut(), xtc_fields.get("xtc_decode_matoms_per_s").and_then(serde_json::Value::as_f64)) {
+    if let (Some(obj), Some(x)) =
+        (out.as_object_mut(), xtc_fields.get("xtc_decode_matoms_per_s").and_then(serde_json::Value::as_f64))
+    {
         obj.extend(xtc_fields.clone());
         let ours = atom_frames / decode_s / 1e6;
         obj.insert("decode_vs_xtc".into(), round(ours / x, 2).into());

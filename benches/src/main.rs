@@ -33,6 +33,7 @@ use molstream_engine::gpu::StructureBuffers;
 use molstream_engine::io::{self, Format, LoadOptions, LoadTimings, Loaded};
 
 mod codec;
+mod stream;
 use molstream_engine::{DisplayState, ModelView, Style, synth};
 use serde_json::json;
 
@@ -60,6 +61,12 @@ enum Command {
     /// Stream codec: sizes and delta-decode speed on a trajectory, next to memcpy and (for XTC
     /// input) molly's XTC decoder, all measured in the same run.
     Codec(codec::CodecArgs),
+    /// Position frames from a plugin instance through the relay to clients over loopback QUIC,
+    /// next to the same frames over plain TCP; control round trips; memory.
+    Stream(stream::StreamArgs),
+    /// The relay of `stream --relay-process` (internal).
+    #[command(hide = true)]
+    StreamRelay(stream::RelayArgs),
 }
 
 /// Arguments of `load`.
@@ -142,6 +149,8 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Load(args) => run_load(&args),
         Command::Codec(args) => codec::run(&args),
+        Command::Stream(args) => stream::run(&args),
+        Command::StreamRelay(args) => stream::run_relay(&args),
     }
 }
 
