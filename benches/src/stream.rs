@@ -20,6 +20,8 @@
 //!   `frames_coalesced` (sent but never received: dropped for a lagging client and replaced by a
 //!   later keyframe), `keyframes_sent`, `frames_per_s` (received, all clients);
 //! - `wire_bytes_per_atom`: bytes of the frames received per frame per atom;
+//! - `encode_p50_us`, `decode_p50_us`: the codec's share of the latency (encoding in the
+//!   instance, decoding in the client);
 //! - `control_rtt_p50_us`, `control_rtt_p99_us`: an integration call (client → relay → instance
 //!   → relay → client) with a 4-byte payload;
 //! - the baseline, measured in the same run after the QUIC part: the same frames, produced the
@@ -124,6 +126,7 @@ struct Shared {
 #[derive(Default)]
 struct RoomStats {
     sent_at: Mutex<HashMap<u32, Instant>>,
+    encode_us: Mutex<Vec<f64>>,
     sent: AtomicU64,
     keyframes: AtomicU64,
     last_seq: AtomicU32,
@@ -198,6 +201,10 @@ async fn stream_positions(shared: &Shared, session: &Session, idx: usize) -> Res
         } else {
             enc.delta(positions, &mut buf)?
         };
+        let encoded = t.elapsed().as_secs_f64() * 1e6;
+        if let Ok(mut v) = stats.encode_us.lock() {
+            v.push(encoded);
+        }
         if let Ok(mut m) = stats.sent_at.lock() {
             m.insert(header.seq, t);
         }
@@ -212,6 +219,7 @@ async fn stream_positions(shared: &Shared, session: &Session, idx: usize) -> Res
 #[derive(Default)]
 struct Received {
     latencies_us: Vec<f64>,
+    decode_us: Vec<f64>,
     frames: u64,
     bytes: u64,
     decode_errors: u64,
@@ -236,20 +244,29 @@ async fn receive(
     let mut done_at: Option<Instant> = None;
     let mut last_seq = None;
     loop {
-        if stats.done.load(Ordering::SeqCst) {
-            let at = *done_at.get_or_insert_with(Instant::now);
-            if last_seq == Some(stats.last_seq.load(Ordering::SeqCst)) || at.elapsed() > Duration::from_secs(3) {
-                break;
+        // `next` is not cancel-safe (a frame half read would be lost): it is only abandoned
+        // when the run is over.
+        let next = {
+            let fut = stream.next(&limits);
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    r = &mut fut => break Some(r?),
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {
+                        if finished(stats, &mut done_at, last_seq) {
+                            break None;
+                        }
+                    }
+                }
             }
-        }
-        let next = match tokio::time::timeout(Duration::from_millis(100), stream.next(&limits)).await {
-            Ok(n) => n?,
-            Err(_) => continue,
         };
-        let Some((_, bytes)) = next else { break };
+        let Some(Some((_, bytes))) = next else { break };
         reader.push_bytes(&bytes);
         while let Some(frame) = reader.try_read()? {
-            if decoder.apply(&frame, &mut atoms).is_err() {
+            let t_apply = Instant::now();
+            let applied = decoder.apply(&frame, &mut atoms);
+            out.decode_us.push(t_apply.elapsed().as_secs_f64() * 1e6);
+            if applied.is_err() {
                 out.decode_errors += 1;
                 client.keyframe_wanted(instance, 0).await.ok();
                 continue;
@@ -266,9 +283,21 @@ async fn receive(
                 last_seq = Some(seq);
             }
         }
+        if finished(stats, &mut done_at, last_seq) {
+            break;
+        }
     }
     client.close();
     Ok(out)
+}
+
+/// Whether a room's instance is done and its last frame arrived (or 3 s went by since).
+fn finished(stats: &RoomStats, done_at: &mut Option<Instant>, last_seq: Option<u32>) -> bool {
+    if !stats.done.load(Ordering::SeqCst) {
+        return false;
+    }
+    let at = *done_at.get_or_insert_with(Instant::now);
+    last_seq == Some(stats.last_seq.load(Ordering::SeqCst)) || at.elapsed() > Duration::from_secs(3)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -545,10 +574,12 @@ async fn run_async(args: &StreamArgs) -> Result<()> {
         readers.push(tokio::spawn(receive(c, instance, shared.clone(), i)));
     }
     let mut lat = Vec::new();
+    let mut decode_us = Vec::new();
     let (mut received, mut bytes, mut decode_errors) = (0u64, 0u64, 0u64);
     for r in readers {
         let r = r.await??;
         lat.extend(r.latencies_us);
+        decode_us.extend(r.decode_us);
         received += r.frames;
         bytes += r.bytes;
         decode_errors += r.decode_errors;
@@ -556,6 +587,10 @@ async fn run_async(args: &StreamArgs) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64().min(args.seconds + 3.0);
     let (rss_after, rss_peak) = memory_mb(relay_pid);
     lat.sort_by(f64::total_cmp);
+    decode_us.sort_by(f64::total_cmp);
+    let mut encode_us: Vec<f64> =
+        shared.rooms.iter().flat_map(|r| r.encode_us.lock().map(|v| v.clone()).unwrap_or_default()).collect();
+    encode_us.sort_by(f64::total_cmp);
     let sent: u64 = shared.rooms.iter().map(|r| r.sent.load(Ordering::Relaxed)).sum();
     let keyframes: u64 = shared.rooms.iter().map(|r| r.keyframes.load(Ordering::Relaxed)).sum();
     host.shutdown().await?;
@@ -593,6 +628,8 @@ async fn run_async(args: &StreamArgs) -> Result<()> {
         "p99_us": round(percentile(&lat, 0.99), 0),
         "max_us": round(lat.last().copied().unwrap_or(f64::NAN), 0),
         "wire_bytes_per_atom": round(per_atom, 3),
+        "encode_p50_us": round(percentile(&encode_us, 0.5), 0),
+        "decode_p50_us": round(percentile(&decode_us, 0.5), 0),
         "control_rtt_p50_us": round(percentile(&rtt, 0.5), 0),
         "control_rtt_p99_us": round(percentile(&rtt, 0.99), 0),
         "tcp_p50_us": round(percentile(&tcp_lat, 0.5), 0),
@@ -614,6 +651,7 @@ async fn run_async(args: &StreamArgs) -> Result<()> {
             "QUIC via relay: p50 {} µs, p99 {} µs, max {} µs; {received}/{sent} frames ({} coalesced, {keyframes} keyframes), {fps:.0} frames/s, {per_atom:.3} B/atom",
             out["p50_us"], out["p99_us"], out["max_us"], out["frames_coalesced"]
         );
+        println!("codec share: encode p50 {} µs, decode p50 {} µs", out["encode_p50_us"], out["decode_p50_us"]);
         println!(
             "plain TCP:      p50 {} µs, p99 {} µs, max {} µs; {tcp_fps:.0} frames/s",
             out["tcp_p50_us"], out["tcp_p99_us"], out["tcp_max_us"]

@@ -229,6 +229,9 @@ impl FrameStream {
     /// The next frame (header and payload as sent), `None` when the channel ended. The header
     /// is checked against `limits` before the payload is read.
     ///
+    /// Not cancel-safe: dropping the future after part of a frame was read loses that part, and
+    /// the stream is then out of step (do not race it with a timeout you act on).
+    ///
     /// # Errors
     /// A header that does not parse, a stream that ends inside a frame, read errors.
     pub async fn next(&mut self, limits: &Limits) -> Result<Option<(FrameHeader, Bytes)>, ConnError> {
