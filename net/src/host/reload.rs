@@ -16,6 +16,9 @@
 //!
 //! Polling needs no platform notification API and costs a few `stat` calls per interval; the
 //! walk skips hidden entries and `target/` and stops at 20,000 files.
+//!
+//! The supervisor itself registers nothing: with `PluginHost::spawn`, its handle's
+//! `registered()` does not complete (the child hosts register; watch the relay's plugin list).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
