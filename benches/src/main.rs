@@ -35,6 +35,7 @@ use molstream_engine::io::{self, Format, LoadOptions, LoadTimings, Loaded};
 mod codec;
 mod shapes;
 mod render;
+mod stream;
 use molstream_engine::{DisplayState, ModelView, Style, synth};
 use serde_json::json;
 
@@ -68,6 +69,12 @@ enum Command {
     /// Offscreen frame times of the renderer on a tiled structure, static and with positions
     /// streamed every frame, beside an empty scene.
     Render(render::RenderArgs),
+    /// Position frames from a plugin instance through the relay to clients over loopback QUIC,
+    /// next to the same frames over plain TCP; control round trips; memory.
+    Stream(stream::StreamArgs),
+    /// The relay of `stream --relay-process` (internal).
+    #[command(hide = true)]
+    StreamRelay(stream::RelayArgs),
 }
 
 /// Arguments of `load`.
@@ -152,6 +159,8 @@ fn main() -> Result<()> {
         Command::Codec(args) => codec::run(&args),
         Command::Shapes(args) => shapes::run(&args),
         Command::Render(args) => render::run(&args),
+        Command::Stream(args) => stream::run(&args),
+        Command::StreamRelay(args) => stream::run_relay(&args),
     }
 }
 

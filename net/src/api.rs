@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use crate::menu::{MENU_TAG_LAST, MenuEvent, MenuUpdate, UPDATE_TAG_FIRST};
 use crate::proto::wire::{DecodeError, Reader, Writer};
 use crate::proto::{MAX_BODY, MAX_NAME, MAX_TEXT};
 
@@ -40,6 +41,8 @@ pub enum ToPlugin {
         /// Arguments (hook-specific).
         args: Bytes,
     },
+    /// Tag 60 (60–79 are reserved for menus). A user's action in one of the instance's menus.
+    Menu(MenuEvent),
 }
 
 /// Instance → session.
@@ -59,6 +62,8 @@ pub enum ToSession {
         /// The hook's result, or why it failed.
         result: Result<Bytes, String>,
     },
+    /// Tags 60–65 (60–79 are reserved for menus). A change to one of the instance's menus.
+    Menu(MenuUpdate),
 }
 
 fn level_tag(l: Level) -> u8 {
@@ -84,6 +89,7 @@ impl ToPlugin {
                 w.str(name);
                 w.bytes(args);
             }
+            Self::Menu(e) => e.encode_into(&mut w),
         }
         Bytes::from(w.buf)
     }
@@ -102,6 +108,7 @@ impl ToPlugin {
                 name: r.name("integration", MAX_NAME)?,
                 args: r.bytes("args", MAX_BODY)?,
             },
+            tag @ UPDATE_TAG_FIRST..=MENU_TAG_LAST => Self::Menu(MenuEvent::decode_fields(tag, &mut r)?),
             tag => return Err(DecodeError::UnknownTag { what: "plugin api message", tag }),
         };
         r.finish()?;
@@ -134,6 +141,7 @@ impl ToSession {
                     }
                 }
             }
+            Self::Menu(u) => u.encode_into(&mut w),
         }
         Bytes::from(w.buf)
     }
@@ -164,6 +172,7 @@ impl ToSession {
                 };
                 Self::IntegrationResult { req, result }
             }
+            tag @ UPDATE_TAG_FIRST..=MENU_TAG_LAST => Self::Menu(MenuUpdate::decode_fields(tag, &mut r)?),
             tag => return Err(DecodeError::UnknownTag { what: "session api message", tag }),
         };
         r.finish()?;

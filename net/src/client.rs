@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{Level, ToPlugin, ToSession};
 use crate::conn::{self, ConnError, Control, ControlReceiver, ControlSender};
+use crate::menu::{MenuChange, MenuEvent, MenuId, Menus};
 use crate::proto::{
     InstanceId, InstanceInfo, PeerMsg, PluginId, PluginInfo, RelayMsg, Role, Scope, StopReason, StreamHead, User,
     UserId,
@@ -62,6 +63,16 @@ pub enum ClientEvent {
         level: Level,
         /// Text.
         text: String,
+    },
+    /// A menu of an instance changed; its new state is in [`ClientCore::menus`] /
+    /// [`SessionClient::menu`].
+    Menu {
+        /// The instance.
+        instance: InstanceId,
+        /// The menu.
+        menu: MenuId,
+        /// What changed.
+        change: MenuChange,
     },
     /// A message from an instance this client does not interpret (yet).
     Message {
@@ -111,6 +122,7 @@ pub enum Reply {
 #[derive(Debug, Default)]
 pub struct ClientCore {
     view: RoomView,
+    menus: BTreeMap<InstanceId, Menus>,
 }
 
 impl ClientCore {
@@ -124,6 +136,28 @@ impl ClientCore {
     #[must_use]
     pub fn view(&self) -> &RoomView {
         &self.view
+    }
+
+    /// The menus of an instance of the room, as its updates made them.
+    #[must_use]
+    pub fn menus(&self, instance: InstanceId) -> Option<&Menus> {
+        self.menus.get(&instance)
+    }
+
+    fn apply_menu(&mut self, instance: InstanceId, update: &crate::menu::MenuUpdate) -> Option<ClientEvent> {
+        if !self.view.instances.contains_key(&instance) {
+            tracing::debug!(%instance, "menu update of an instance not in the room; ignored");
+            return None;
+        }
+        let menus = self.menus.entry(instance).or_default();
+        match menus.apply(update) {
+            Ok(Some(change)) => Some(ClientEvent::Menu { instance, menu: update.menu(), change }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(%instance, error = %e, "menu update does not apply; ignored");
+                None
+            }
+        }
     }
 
     /// Applies one relay message. Returns the event it makes (if any) and the reply to a
@@ -161,6 +195,7 @@ impl ClientCore {
             }
             RelayMsg::InstanceStopped { instance, reason } => {
                 v.instances.remove(&instance);
+                self.menus.remove(&instance);
                 (Some(ClientEvent::InstanceStopped { instance, reason }), None)
             }
             RelayMsg::FromInstance { instance, scope, body } => match ToSession::decode(&body) {
@@ -168,6 +203,7 @@ impl ClientCore {
                     (Some(ClientEvent::Notification { instance, level, text }), None)
                 }
                 Ok(ToSession::IntegrationResult { req, result }) => (None, Some((req, Reply::Integration(result)))),
+                Ok(ToSession::Menu(update)) => (self.apply_menu(instance, &update), None),
                 Err(_) => (Some(ClientEvent::Message { instance, scope, body }), None),
             },
             RelayMsg::Activated { req, instance } => (None, Some((req, Reply::Activated(instance)))),
@@ -192,6 +228,9 @@ pub struct FrameStream {
 impl FrameStream {
     /// The next frame (header and payload as sent), `None` when the channel ended. The header
     /// is checked against `limits` before the payload is read.
+    ///
+    /// Not cancel-safe: dropping the future after part of a frame was read loses that part, and
+    /// the stream is then out of step (do not race it with a timeout you act on).
     ///
     /// # Errors
     /// A header that does not parse, a stream that ends inside a frame, read errors.
@@ -257,6 +296,7 @@ pub enum ClientError {
 }
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Reply>>>>;
+type SharedMenus = Arc<Mutex<BTreeMap<InstanceId, Menus>>>;
 
 /// A connected session client. When the connection is lost it reconnects with exponential
 /// backoff (unless [`ClientConfig::reconnect`] is off), joins the same room under the same name
@@ -266,6 +306,7 @@ pub struct SessionClient {
     out: mpsc::Sender<PeerMsg>,
     events: mpsc::UnboundedReceiver<ClientEvent>,
     view: Arc<Mutex<RoomView>>,
+    menus: SharedMenus,
     pending: Pending,
     next_req: u32,
     conn: watch::Receiver<Option<quinn::Connection>>,
@@ -305,6 +346,7 @@ struct Supervisor {
     out_rx: mpsc::Receiver<PeerMsg>,
     events: mpsc::UnboundedSender<ClientEvent>,
     view: Arc<Mutex<RoomView>>,
+    menus: SharedMenus,
     pending: Pending,
     conn: watch::Sender<Option<quinn::Connection>>,
     shutdown: watch::Receiver<bool>,
@@ -358,6 +400,9 @@ impl Supervisor {
         if let Ok(mut g) = self.view.lock() {
             g.clone_from(core.view());
         }
+        if let Ok(mut g) = self.menus.lock() {
+            g.clear();
+        }
         self.conn.send_replace(Some(conn.clone()));
         loop {
             tokio::select! {
@@ -377,6 +422,14 @@ impl Supervisor {
                         let (event, reply) = core.handle_message(m);
                         if let Ok(mut g) = self.view.lock() {
                             g.clone_from(core.view());
+                        }
+                        if let Some(ClientEvent::Menu { instance, .. } | ClientEvent::InstanceStopped { instance, .. }) = &event
+                            && let Ok(mut g) = self.menus.lock()
+                        {
+                            match core.menus(*instance) {
+                                Some(m) => g.insert(*instance, m.clone()),
+                                None => g.remove(instance),
+                            };
                         }
                         if let Some((req, reply)) = reply
                             && let Some(tx) = self.pending.lock().ok().and_then(|mut g| g.remove(&req))
@@ -411,6 +464,7 @@ impl SessionClient {
         let (out, out_rx) = mpsc::channel::<PeerMsg>(1024);
         let (ev_tx, events) = mpsc::unbounded_channel();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+        let menus: SharedMenus = Arc::new(Mutex::new(BTreeMap::new()));
         let (conn_tx, conn) = watch::channel(Some(first.conn.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let sup = Supervisor {
@@ -419,12 +473,13 @@ impl SessionClient {
             out_rx,
             events: ev_tx,
             view: view.clone(),
+            menus: menus.clone(),
             pending: pending.clone(),
             conn: conn_tx,
             shutdown: shutdown_rx,
         };
         let task = tokio::spawn(sup.run(first));
-        Ok(Self { out, events, view, pending, next_req: 1, conn, shutdown, task })
+        Ok(Self { out, events, view, menus, pending, next_req: 1, conn, shutdown, task })
     }
 
     /// The room as of the last message received.
@@ -529,6 +584,30 @@ impl SessionClient {
     /// [`ClientError::Disconnected`].
     pub async fn send_to_instance(&self, instance: InstanceId, body: Bytes) -> Result<(), ClientError> {
         self.send(PeerMsg::ToInstance { instance, body }).await
+    }
+
+    /// The menus of an instance of the room, as of the last message received (a copy, for a
+    /// viewer to draw). The copy is updated as messages arrive, so it may be ahead of the
+    /// [`ClientEvent::Menu`] events not yet taken.
+    #[must_use]
+    pub fn menus(&self, instance: InstanceId) -> Menus {
+        self.menus.lock().ok().and_then(|g| g.get(&instance).cloned()).unwrap_or_default()
+    }
+
+    /// One menu of an instance, as of the last message received.
+    #[must_use]
+    pub fn menu(&self, instance: InstanceId, menu: MenuId) -> Option<crate::menu::Menu> {
+        self.menus.lock().ok().and_then(|g| g.get(&instance).and_then(|m| m.get(menu).cloned()))
+    }
+
+    /// Sends this user's action in a menu to its instance (a press, a slider move, a text
+    /// submission, a choice, the menu opened or closed…). The instance answers, if it does,
+    /// with menu updates that reach the whole room.
+    ///
+    /// # Errors
+    /// [`ClientError::Disconnected`].
+    pub async fn menu_event(&self, instance: InstanceId, event: MenuEvent) -> Result<(), ClientError> {
+        self.send(PeerMsg::ToInstance { instance, body: ToPlugin::Menu(event).encode() }).await
     }
 
     /// Waits for the next frame stream an instance of the room opens to this user (live, or

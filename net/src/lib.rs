@@ -7,6 +7,7 @@
 //! - [`tls`]: the relay's self-signed identity, fingerprint pinning, transport settings;
 //! - [`conn`]: connecting to a relay, the framed control stream, frame streams;
 //! - [`api`]: the plugin API bodies carried between instances and sessions;
+//! - [`menu`]: menus (layout tree, elements, updates, user events);
 //! - [`host`]: the plugin host SDK ([`host::Plugin`], [`host::PluginHost`]);
 //! - [`client`]: the session client ([`client::SessionClient`]);
 //!
@@ -21,6 +22,7 @@ pub mod client;
 pub mod conn;
 pub mod framing;
 pub mod host;
+pub mod menu;
 pub mod proto;
 pub mod relay;
 pub mod tls;

@@ -29,6 +29,9 @@
 //! ```
 
 pub mod core;
+pub mod menus;
+pub mod process;
+pub mod reload;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -45,8 +48,11 @@ use tokio::task::{AbortHandle, JoinHandle};
 use self::core::{HostCore, HostEvent, integration_answer};
 use crate::api::{Level, ToPlugin, ToSession};
 use crate::conn::{self, ConnError, Control};
+use crate::menu::MenuEvent;
 use crate::proto::{InstanceId, PeerMsg, PluginId, PluginMeta, Retain, Role, StreamHead, UserId};
 use crate::tls::{self, TlsError, TransportSettings, Trust};
+pub use process::Isolation;
+pub use reload::ReloadConfig;
 
 /// What plugin callbacks return: any error ends the instance and is reported to its room.
 pub type PluginResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -101,6 +107,18 @@ pub trait Plugin: Send + 'static {
         async { Ok(()) }
     }
 
+    /// A user acted in one of the instance's menus (pressed, moved a slider, submitted text…).
+    /// See [`crate::menu`]; send the reaction with [`Session::update_content`] and friends.
+    fn on_menu_event(
+        &mut self,
+        session: &Session,
+        from: UserId,
+        event: MenuEvent,
+    ) -> impl Future<Output = PluginResult> + Send {
+        let _ = (session, from, event);
+        async { Ok(()) }
+    }
+
     /// The instance is being stopped (deactivated, presenter left, room empty).
     fn on_stop(&mut self, session: &Session) -> impl Future<Output = PluginResult> + Send {
         let _ = session;
@@ -126,7 +144,16 @@ struct SessionInner {
     room: String,
     presenter: AtomicU32,
     out: mpsc::Sender<PeerMsg>,
-    conn: Connection,
+    link: Link,
+    menus: tokio::sync::Mutex<menus::MenuBook>,
+}
+
+/// How an instance's frame channels reach the relay: its host's QUIC connection, or (in an
+/// instance process) the pipe to the host process.
+#[derive(Debug)]
+enum Link {
+    Quic(Connection),
+    Pipe(process::PipeLink),
 }
 
 /// An instance's handle on its room: who presents, and every way to reach its users.
@@ -204,16 +231,27 @@ impl Session {
     /// # Errors
     /// [`SessionError::Conn`] if the stream cannot be opened.
     pub async fn open_frames(&self, channel: u32) -> Result<FrameSender, SessionError> {
-        let mut send = self.inner.conn.open_uni().await.map_err(ConnError::Connection)?;
-        conn::write_head(&mut send, &StreamHead::Frames { instance: self.inner.instance, channel }).await?;
-        Ok(FrameSender { send })
+        match &self.inner.link {
+            Link::Quic(c) => {
+                let mut send = c.open_uni().await.map_err(ConnError::Connection)?;
+                conn::write_head(&mut send, &StreamHead::Frames { instance: self.inner.instance, channel }).await?;
+                Ok(FrameSender { sink: FrameSink::Quic(send) })
+            }
+            Link::Pipe(p) => Ok(FrameSender { sink: FrameSink::Pipe(p.open(channel).await?) }),
+        }
     }
 }
 
 /// A frame channel of an instance.
 #[derive(Debug)]
 pub struct FrameSender {
-    send: quinn::SendStream,
+    sink: FrameSink,
+}
+
+#[derive(Debug)]
+enum FrameSink {
+    Quic(quinn::SendStream),
+    Pipe(process::PipeFrames),
 }
 
 impl FrameSender {
@@ -222,12 +260,20 @@ impl FrameSender {
     /// # Errors
     /// [`SessionError::Conn`] when the stream or connection failed.
     pub async fn send(&mut self, frames: &[u8]) -> Result<(), SessionError> {
-        self.send.write_all(frames).await.map_err(|e| SessionError::Conn(ConnError::Write(e)))
+        match &mut self.sink {
+            FrameSink::Quic(s) => s.write_all(frames).await.map_err(|e| SessionError::Conn(ConnError::Write(e))),
+            FrameSink::Pipe(p) => p.send(frames).await,
+        }
     }
 
     /// Ends the channel.
-    pub fn finish(mut self) {
-        let _ = self.send.finish();
+    pub fn finish(self) {
+        match self.sink {
+            FrameSink::Quic(mut s) => {
+                let _ = s.finish();
+            }
+            FrameSink::Pipe(p) => p.finish(),
+        }
     }
 }
 
@@ -248,6 +294,10 @@ pub struct HostConfig {
     pub min_backoff: Duration,
     /// Longest reconnection delay.
     pub max_backoff: Duration,
+    /// Where instances run: tasks of this process (default) or one process each.
+    pub isolation: Isolation,
+    /// Restart the host when its files change (`--auto-reload`); `None`: off.
+    pub reload: Option<ReloadConfig>,
 }
 
 /// Errors of the plugin host.
@@ -281,6 +331,8 @@ impl HostConfig {
             transport: TransportSettings::default(),
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
+            isolation: Isolation::Task,
+            reload: None,
         }
     }
 
@@ -288,6 +340,7 @@ impl HostConfig {
     /// (literal or file path; default the `plugin-key` file of the default config directory),
     /// `MOLSTREAM_RELAY_CERT_SHA256` (pin), or `MOLSTREAM_INSECURE_LOCAL=1`. Without a pin on
     /// a loopback relay whose config directory is local, the pin is read from its certificate.
+    /// `MOLSTREAM_HOST_NAME` names the host, `MOLSTREAM_ISOLATION=process` isolates instances.
     ///
     /// # Errors
     /// [`HostError::Config`] for an unresolvable address or a missing/invalid pin.
@@ -304,7 +357,16 @@ impl HostConfig {
             std::env::var("MOLSTREAM_INSECURE_LOCAL").is_ok_and(|v| v == "1" || v == "true"),
             relay,
         )?;
-        Ok(Self::new(relay, trust, key))
+        let mut cfg = Self::new(relay, trust, key);
+        if let Ok(h) = std::env::var("MOLSTREAM_HOST_NAME")
+            && !h.is_empty()
+        {
+            cfg.host_name = h;
+        }
+        if std::env::var("MOLSTREAM_ISOLATION").is_ok_and(|v| v == "process") {
+            cfg.isolation = Isolation::Process;
+        }
+        Ok(cfg)
     }
 }
 
@@ -335,6 +397,22 @@ pub struct HostArgs {
     /// More logging (-v debug, -vv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Where each instance runs: `task` (a task of this process; panics are caught) or
+    /// `process` (an OS process of its own; any crash is caught).
+    #[arg(long, value_enum, env = "MOLSTREAM_ISOLATION", default_value_t = Isolation::Task)]
+    pub isolation: Isolation,
+    /// Restart the plugin when its files change: the executable, `--watch` paths, and under
+    /// `cargo run` the crate's `src/`, `examples/` and `Cargo.toml` (rebuilt first). Sessions
+    /// stay up and can run the plugin again.
+    #[arg(long)]
+    pub auto_reload: bool,
+    /// With --auto-reload: also watch this file or directory (repeatable).
+    #[arg(long, value_name = "PATH", requires = "auto_reload")]
+    pub watch: Vec<std::path::PathBuf>,
+    /// With --auto-reload: run this shell command before each restart [default under `cargo
+    /// run`: `cargo build` of this binary].
+    #[arg(long, value_name = "CMD", requires = "auto_reload")]
+    pub rebuild: Option<String>,
 }
 
 impl HostArgs {
@@ -352,6 +430,10 @@ impl HostArgs {
         let mut cfg = HostConfig::new(relay, trust, key);
         if let Some(h) = &self.host_name {
             cfg.host_name.clone_from(h);
+        }
+        cfg.isolation = self.isolation;
+        if self.auto_reload {
+            cfg.reload = Some(ReloadConfig::from_flags(&self.watch, self.rebuild.as_deref()));
         }
         Ok(cfg)
     }
@@ -533,6 +615,9 @@ async fn instance_body<P: Plugin>(mut p: P, s: Session, mut requests: mpsc::Rece
                 let result = p.on_integration(&s, from, &name, args).await;
                 s.send_user(from, integration_answer(req, result)).await.map_err(|e| e.to_string())?;
             }
+            Request::Api { from, request: ToPlugin::Menu(event) } => {
+                p.on_menu_event(&s, from, event).await.map_err(err)?;
+            }
             Request::Presenter(u) => {
                 s.inner.presenter.store(u.0, Ordering::Relaxed);
                 p.on_presenter_changed(&s, u).await.map_err(err)?;
@@ -598,9 +683,18 @@ impl PluginHost {
 
     async fn run_until(
         self,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
         registered: watch::Sender<Vec<Option<PluginId>>>,
     ) -> Result<(), HostError> {
+        if process::is_instance_process() {
+            return process::run_instance_process(&self.plugins).await;
+        }
+        if let Some(reload) = &self.cfg.reload
+            && !reload::is_reload_child()
+        {
+            return reload::supervise(&self.cfg, reload, shutdown).await;
+        }
+        let mut shutdown = if reload::is_reload_child() { reload::stop_on_stdin_eof(shutdown) } else { shutdown };
         let endpoint = conn::client_endpoint(self.cfg.relay).map_err(|e| HostError::Config(e.to_string()))?;
         let mut backoff = self.cfg.min_backoff;
         loop {
@@ -675,11 +769,15 @@ impl PluginHost {
                                 room,
                                 presenter: AtomicU32::new(presenter.0),
                                 out: out_tx.clone(),
-                                conn: conn.clone(),
+                                link: Link::Quic(conn.clone()),
+                                menus: tokio::sync::Mutex::default(),
                             }),
                         };
                         let (req_tx, req_rx) = mpsc::channel(INSTANCE_QUEUE);
-                        let handle = (self.plugins[local].spawn)(session.clone(), req_rx);
+                        let handle = match self.cfg.isolation {
+                            Isolation::Task => (self.plugins[local].spawn)(session.clone(), req_rx),
+                            Isolation::Process => process::spawn_instance(local, session.clone(), req_rx),
+                        };
                         let abort = handle.abort_handle();
                         let ended = ended_tx.clone();
                         tokio::spawn(async move {
