@@ -168,7 +168,7 @@ impl ClientCore {
                     (Some(ClientEvent::Notification { instance, level, text }), None)
                 }
                 Ok(ToSession::IntegrationResult { req, result }) => (None, Some((req, Reply::Integration(result)))),
-                Err(_) => (Some(ClientEvent::Message { instance, scope, body }), None),
+                Ok(_) | Err(_) => (Some(ClientEvent::Message { instance, scope, body }), None),
             },
             RelayMsg::Activated { req, instance } => (None, Some((req, Reply::Activated(instance)))),
             RelayMsg::RequestFailed { req, reason } => (None, Some((req, Reply::Failed(reason)))),
