@@ -235,7 +235,12 @@ impl RoomScene {
     ///
     /// # Errors
     /// [`SceneError`]; the scene is unchanged.
-    pub fn apply_frame(&mut self, instance: InstanceId, channel: u32, frame: &Frame) -> Result<SceneChange, SceneError> {
+    pub fn apply_frame(
+        &mut self,
+        instance: InstanceId,
+        channel: u32,
+        frame: &Frame,
+    ) -> Result<SceneChange, SceneError> {
         let r = self.apply_frame_inner(instance, channel, frame);
         match &r {
             Ok(SceneChange::Ignored) => {}

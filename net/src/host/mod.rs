@@ -52,8 +52,8 @@ use self::core::{HostCore, HostEvent, integration_answer};
 use crate::api::{Level, ToPlugin, ToSession};
 use crate::conn::{self, ConnError, Control};
 use crate::proto::{InstanceId, PeerMsg, PluginId, PluginMeta, Retain, Role, StreamHead, UserId};
-use molstream_engine::ComplexId;
 use crate::tls::{self, TlsError, TransportSettings, Trust};
+use molstream_engine::ComplexId;
 
 /// What plugin callbacks return: any error ends the instance and is reported to its room.
 pub type PluginResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -109,7 +109,11 @@ pub trait Plugin: Send + 'static {
     }
 
     /// Complexes appeared in the room's workspace (reported by the presenter's client).
-    fn on_complexes_added(&mut self, session: &Session, ids: &[ComplexId]) -> impl Future<Output = PluginResult> + Send {
+    fn on_complexes_added(
+        &mut self,
+        session: &Session,
+        ids: &[ComplexId],
+    ) -> impl Future<Output = PluginResult> + Send {
         let _ = (session, ids);
         async { Ok(()) }
     }
@@ -135,7 +139,11 @@ pub trait Plugin: Send + 'static {
     }
 
     /// The presenter's user changed the selection of a complex.
-    fn on_selection_changed(&mut self, session: &Session, complex: ComplexId) -> impl Future<Output = PluginResult> + Send {
+    fn on_selection_changed(
+        &mut self,
+        session: &Session,
+        complex: ComplexId,
+    ) -> impl Future<Output = PluginResult> + Send {
         let _ = (session, complex);
         async { Ok(()) }
     }

@@ -77,7 +77,14 @@ pub mod shape {
 
     /// A dashed line: dashes `dash_length` Å long, `dash_gap` Å apart.
     #[must_use]
-    pub fn dashed_line(start: Anchor, end: Anchor, thickness: f32, dash_length: f32, dash_gap: f32, color: u32) -> Shape {
+    pub fn dashed_line(
+        start: Anchor,
+        end: Anchor,
+        thickness: f32,
+        dash_length: f32,
+        dash_gap: f32,
+        color: u32,
+    ) -> Shape {
         Shape { id: ShapeId(0), color, kind: ShapeKind::Line { start, end, thickness, dash_length, dash_gap } }
     }
 
@@ -904,8 +911,7 @@ impl Session {
     /// As [`Session::update_structures_deep`].
     pub async fn update_workspace(&self, workspace: &Workspace) -> Result<Vec<ComplexId>, SessionError> {
         let present = self.request_complex_list().await?;
-        let gone: Vec<ComplexId> =
-            present.iter().map(|c| c.id).filter(|id| workspace.get(*id).is_none()).collect();
+        let gone: Vec<ComplexId> = present.iter().map(|c| c.id).filter(|id| workspace.get(*id).is_none()).collect();
         if !gone.is_empty() {
             self.remove_complexes(&gone).await?;
         }
@@ -1171,7 +1177,9 @@ impl Session {
                     other => {
                         let mut changes = AttributeChanges::default();
                         match other {
-                            StreamData::Colors(cs) => changes.color = atoms.iter().copied().zip(cs.iter().copied()).collect(),
+                            StreamData::Colors(cs) => {
+                                changes.color = atoms.iter().copied().zip(cs.iter().copied()).collect()
+                            }
                             StreamData::Scales(rs) => {
                                 changes.radius = atoms.iter().copied().zip(rs.iter().copied()).collect();
                             }
@@ -1188,7 +1196,9 @@ impl Session {
                             }
                             _ => return Err(wrong(atoms.len())),
                         }
-                        pc.encoder.attribute_changes(&mut pc.complex, &changes, &mut buf).map_err(SessionError::from)?;
+                        pc.encoder
+                            .attribute_changes(&mut pc.complex, &changes, &mut buf)
+                            .map_err(SessionError::from)?;
                     }
                 }
                 if !buf.is_empty() {
@@ -1216,7 +1226,8 @@ impl Session {
                 let sc = published.shapes.as_mut().ok_or(StreamError::UnknownShape(ids[0]))?;
                 let mut changes = Vec::with_capacity(ids.len());
                 for (i, id) in ids.iter().enumerate() {
-                    let shape = sc.encoder.sent().get(*id).ok_or(StreamError::Interrupted(Interrupt::ShapeDestroyed(*id)))?;
+                    let shape =
+                        sc.encoder.sent().get(*id).ok_or(StreamError::Interrupted(Interrupt::ShapeDestroyed(*id)))?;
                     let mut ch = ShapeChange::new(*id);
                     match data {
                         StreamData::Positions(ps) => {
@@ -1250,7 +1261,8 @@ impl Session {
         let presenter = self.presenter();
         let stream = self.inner.api.next_stream.fetch_add(1, Ordering::Relaxed);
         let wanted: Vec<u32> = atoms.iter().map(|a| a.0).collect();
-        let channel = match self.ask(|req| ToSession::CreateReadingStream { req, stream, complex, atoms: wanted }).await {
+        let channel = match self.ask(|req| ToSession::CreateReadingStream { req, stream, complex, atoms: wanted }).await
+        {
             Ok(ToPlugin::ReadingStreamCreated { channel, .. }) => channel,
             Ok(_) => return Err(unexpected("an answer of another kind").into()),
             Err(SessionError::Api(e)) => return Err(e.into()),

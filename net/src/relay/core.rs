@@ -89,7 +89,12 @@ impl Default for RelayConfig {
             max_retained_frame_bytes_per_room: 1 << 30,
             max_delta_chain_bytes: 16 << 20,
             max_queued_frame_bytes: 16 << 20,
-            frame_limits: Limits { max_payload: 256 << 20, max_atoms: 50_000_000, max_string: 1 << 16, ..Limits::default() },
+            frame_limits: Limits {
+                max_payload: 256 << 20,
+                max_atoms: 50_000_000,
+                max_string: 1 << 16,
+                ..Limits::default()
+            },
             max_uplinks_per_user: 64,
         }
     }
@@ -200,6 +205,22 @@ struct Room {
     instances: BTreeSet<InstanceId>,
     retained_bytes: usize,
     retained_frame_bytes: usize,
+    /// Room-wide channels (complexes) whose instance stopped: the workspace keeps them, so late
+    /// joiners still get their keyframe and the deltas since, under the stopped instance's id.
+    orphans: BTreeMap<u32, Orphan>,
+}
+
+/// What a stopped instance left on a room-wide channel.
+#[derive(Debug)]
+struct Orphan {
+    instance: InstanceId,
+    frames: Vec<Bytes>,
+}
+
+impl Orphan {
+    fn len(&self) -> usize {
+        self.frames.iter().map(Bytes::len).sum()
+    }
 }
 
 #[derive(Debug)]
@@ -481,6 +502,7 @@ impl RelayCore {
             instances: BTreeSet::new(),
             retained_bytes: 0,
             retained_frame_bytes: 0,
+            orphans: BTreeMap::new(),
         });
         room.users.push(user);
         let others: Vec<UserId> = room.users.iter().copied().filter(|u| *u != user).collect();
@@ -509,6 +531,21 @@ impl RelayCore {
         // update), then each frame channel's keyframe and the deltas since.
         for instance in instance_ids {
             self.replay_instance(instance, peer);
+        }
+        let orphans: Vec<(InstanceId, u32, Vec<Bytes>)> = self
+            .rooms
+            .get(room_name)
+            .map(|r| r.orphans.iter().map(|(c, o)| (o.instance, *c, o.frames.clone())).collect())
+            .unwrap_or_default();
+        for (instance, channel, frames) in orphans {
+            let stream = OutStream(self.next_stream);
+            self.next_stream += 1;
+            self.transmits
+                .push_back((peer, Outgoing::OpenStream { stream, head: StreamHead::Frames { instance, channel } }));
+            for (i, bytes) in frames.into_iter().enumerate() {
+                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, key: i == 0 }));
+            }
+            self.transmits.push_back((peer, Outgoing::FinishStream { stream }));
         }
     }
 
@@ -801,6 +838,20 @@ impl RelayCore {
             room.instances.remove(&instance);
             room.retained_bytes -= retained_bytes;
             room.retained_frame_bytes -= frame_bytes;
+            // Complexes outlive their publisher: their channels' frames stay for late joiners.
+            for (c, ch) in inst.channels.range(ROOM_CHANNELS..) {
+                if let Some(key) = &ch.keyframe {
+                    let mut frames = vec![key.clone()];
+                    if !ch.chain_broken {
+                        frames.extend(ch.chain.iter().cloned());
+                    }
+                    let orphan = Orphan { instance, frames };
+                    room.retained_frame_bytes += orphan.len();
+                    if let Some(old) = room.orphans.insert(*c, orphan) {
+                        room.retained_frame_bytes -= old.len();
+                    }
+                }
+            }
         }
         for ch in inst.channels.values() {
             if let Some(s) = ch.in_stream {
@@ -931,6 +982,9 @@ impl RelayCore {
     /// complex wins).
     fn supersede(&mut self, room_name: &str, instance: InstanceId, channel: u32) {
         let Some(room) = self.rooms.get_mut(room_name) else { return };
+        if let Some(o) = room.orphans.remove(&channel) {
+            room.retained_frame_bytes -= o.len();
+        }
         for other in &room.instances {
             if *other == instance {
                 continue;
@@ -947,6 +1001,11 @@ impl RelayCore {
     fn forget_channels(&mut self, instance: InstanceId, channels: &[u32]) {
         let Some(room_name) = self.instances.get(&instance).map(|i| i.room.clone()) else { return };
         let Some(room) = self.rooms.get_mut(&room_name) else { return };
+        for c in channels {
+            if let Some(o) = room.orphans.remove(c) {
+                room.retained_frame_bytes -= o.len();
+            }
+        }
         let members: Vec<InstanceId> = room.instances.iter().copied().collect();
         let mut finish = Vec::new();
         for other in members {
@@ -994,15 +1053,7 @@ impl RelayCore {
         ));
         self.uplinks.insert(
             id,
-            Uplink {
-                user_peer: peer,
-                instance,
-                channel,
-                host_peer,
-                out,
-                waiting: false,
-                keyframe_requested: false,
-            },
+            Uplink { user_peer: peer, instance, channel, host_peer, out, waiting: false, keyframe_requested: false },
         );
         Some(id)
     }
