@@ -271,9 +271,7 @@ fn room_message(ctx: &Ctx, instance: InstanceId, m: &ToSession) {
         Ok(mut s) => s.apply_message(instance, m),
         Err(_) => return,
     };
-    if matches!(m, ToSession::Notify { .. } | ToSession::Focus { .. } | ToSession::RemoveComplexes { .. }) {
-        ctx.shared.bump();
-    }
+    ctx.shared.bump();
     if !removed.is_empty() {
         ctx.to_instances(&ToPlugin::ComplexesRemoved { ids: removed.clone() });
         end_subscriptions(ctx, |c| removed.contains(&c), "complex removed");
