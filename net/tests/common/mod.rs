@@ -94,11 +94,16 @@ impl World {
         let trust = Trust::Pinned(relay.fingerprint());
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, sessions) = mpsc::unbounded_channel();
-        let l = log.clone();
+        let (l, l2, tx2) = (log.clone(), log.clone(), tx.clone());
+        // Two plugins (one instance each per room): "Probe" and "Probe2".
         let mut host = PluginHost::new(HostConfig::new(relay.local_addr(), trust, KEY))
             .plugin(PluginMeta { name: "Probe".into(), ..PluginMeta::default() }, move || Probe {
                 log: l.clone(),
                 sessions: tx.clone(),
+            })
+            .plugin(PluginMeta { name: "Probe2".into(), ..PluginMeta::default() }, move || Probe {
+                log: l2.clone(),
+                sessions: tx2.clone(),
             })
             .spawn();
         timeout(T, host.registered()).await.unwrap().unwrap();
@@ -112,7 +117,12 @@ impl World {
 
     /// Activates the probe from `client` and returns its instance's session.
     pub async fn activate(&mut self, client: &mut SessionClient) -> Session {
-        let plugin = client.wait_for_plugin("Probe").await.unwrap();
+        self.activate_named(client, "Probe").await
+    }
+
+    /// Activates plugin `name` ("Probe" or "Probe2") from `client`.
+    pub async fn activate_named(&mut self, client: &mut SessionClient, name: &str) -> Session {
+        let plugin = client.wait_for_plugin(name).await.unwrap();
         client.activate(plugin).await.unwrap();
         timeout(T, self.sessions.recv()).await.unwrap().unwrap()
     }
