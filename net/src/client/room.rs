@@ -211,9 +211,13 @@ fn on_frame_applied(
             }
             ctx.shared.bump();
         }
-        Err(SceneError::NeedKeyframe { instance, channel }) => want_keyframe(ctx, instance, channel),
+        Err(SceneError::NeedKeyframe { instance, channel }) => {
+            ctx.shared.bump();
+            want_keyframe(ctx, instance, channel);
+        }
         Err(e) => {
             tracing::warn!(error = %e, "frame not applied");
+            ctx.shared.bump();
             want_keyframe(ctx, instance, channel);
         }
     }
