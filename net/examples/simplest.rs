@@ -29,7 +29,8 @@ impl Plugin for Simplest {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = HostArgs::parse();
     args.init_logging();
-    let meta = PluginMeta { name: "Simplest".into(), description: "Loads 1hvr, marks an atom".into(), ..Default::default() };
+    let meta =
+        PluginMeta { name: "Simplest".into(), description: "Loads 1hvr, marks an atom".into(), ..Default::default() };
     PluginHost::new(args.config()?).plugin(args.meta(meta), Simplest::default).run().await?;
     Ok(())
 }

@@ -254,7 +254,9 @@ async fn hostile_frames_and_bodies_from_a_plugin_are_typed_errors_at_the_clients
     let mut good = Vec::new();
     StreamEncoder::new(1, 3).keyframe(&hvr, &mut good).unwrap();
     streams[0].write_all(&good).await.unwrap();
-    ada.wait_for(T, |s| (s.complex(ComplexId(1))?.current().topology.atom_count() == 1890).then_some(())).await.unwrap();
+    ada.wait_for(T, |s| (s.complex(ComplexId(1))?.current().topology.atom_count() == 1890).then_some(()))
+        .await
+        .unwrap();
     assert_eq!(ada.with_scene(|s| s.workspace().complexes().len()), Some(1));
     drop(ada);
     hconn.close(0u32.into(), b"done");

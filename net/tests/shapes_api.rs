@@ -54,7 +54,8 @@ async fn shapes_end_to_end() {
     let c = s.load_file("1hvr.pdb", &std::fs::read(asset("1hvr.pdb")).unwrap()).await.unwrap();
 
     let mut torus = Mesh::torus(Anchor::complex(c, Vec3::new(0.0, 0.0, 2.0)), 3.0, 1.0, 16, 12);
-    torus.texture = Some(Texture { width: 2, height: 2, rgba: vec![255, 0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255, 9, 9, 9, 255] });
+    torus.texture =
+        Some(Texture { width: 2, height: 2, rgba: vec![255, 0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255, 9, 9, 9, 255] });
     torus.unlit = true;
     let box_mesh = Mesh::new(
         Anchor::workspace(Vec3::ZERO),
@@ -63,7 +64,14 @@ async fn shapes_end_to_end() {
     );
     let mut shapes = vec![
         shape::sphere(Anchor::atom(c, AtomId(10), Vec3::new(0.0, 0.0, 1.0)), 1.5, 0xff_00_00_ff),
-        shape::dashed_line(Anchor::complex(c, Vec3::ZERO), Anchor::atom(c, AtomId(20), Vec3::ZERO), 0.2, 0.5, 0.3, 0xff_ff_ff_00),
+        shape::dashed_line(
+            Anchor::complex(c, Vec3::ZERO),
+            Anchor::atom(c, AtomId(20), Vec3::ZERO),
+            0.2,
+            0.5,
+            0.3,
+            0xff_ff_ff_00,
+        ),
         shape::label(Anchor::workspace(Vec3::new(1.0, 2.0, 3.0)), "hello, room", 18.0, 0xff_ff_ff_ff),
         shape::mesh(torus, 0xff_80_80_80),
         shape::mesh(box_mesh, 0x80_00_ff_00),

@@ -145,10 +145,7 @@ async fn writing_streams_of_every_kind() {
         Err(StreamError::WrongData { expected: 3, got: 1, .. })
     ));
     assert!(matches!(pos.update(StreamData::Colors(&[1, 2, 3])).await, Err(StreamError::WrongData { .. })));
-    assert!(matches!(
-        sp.update(StreamData::Positions(&[Vec3::splat(f32::NAN)])).await,
-        Err(StreamError::Session(_))
-    ));
+    assert!(matches!(sp.update(StreamData::Positions(&[Vec3::splat(f32::NAN)])).await, Err(StreamError::Session(_))));
 
     // Interrupts: destroyed; complex removed (reported to the instance); shape destroyed.
     let pos_id = pos.id();

@@ -164,7 +164,10 @@ async fn workspace_and_services_end_to_end() {
     // presenter: his selection stays his.
     ada.select_atoms(id1, &[AtomId(0), AtomId(1), AtomId(2)], true).unwrap();
     w.seen(me, &Seen::Selection(id1)).await;
-    assert_eq!(ada.with_scene(|s| s.complex(id1).unwrap().current().display.selected.iter().filter(|x| **x).count()), Some(3));
+    assert_eq!(
+        ada.with_scene(|s| s.complex(id1).unwrap().current().display.selected.iter().filter(|x| **x).count()),
+        Some(3)
+    );
     bob.select_atoms(id2, &[AtomId(0)], true).unwrap();
     ada.move_atoms(id3, &[(AtomId(0), Vec3::splat(1.0))]).await.unwrap();
     w.seen(me, &Seen::Updated(vec![id3])).await;
