@@ -219,9 +219,10 @@ fn a_lagging_host_skips_uplink_deltas_and_the_user_is_asked_for_one_keyframe() {
     let ada = h.client("a", "ada");
     let inst = h.activate(ada, plugin);
     let up = h.open(ada, StreamHead::Uplink { instance: inst, channel: 4 }).unwrap();
-    let out = match h.take(host).into_iter().find(|o| matches!(o, Outgoing::OpenStream { .. })) {
-        Some(Outgoing::OpenStream { stream, .. }) => stream,
-        _ => panic!("no stream to the host"),
+    let Some(Outgoing::OpenStream { stream: out, .. }) =
+        h.take(host).into_iter().find(|o| matches!(o, Outgoing::OpenStream { .. }))
+    else {
+        panic!("no stream to the host")
     };
     h.frame(up, &frame(FrameKind::Keyframe, 1, 0, 0, b"k0"));
     h.take(host);

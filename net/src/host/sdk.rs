@@ -1178,7 +1178,7 @@ impl Session {
                         let mut changes = AttributeChanges::default();
                         match other {
                             StreamData::Colors(cs) => {
-                                changes.color = atoms.iter().copied().zip(cs.iter().copied()).collect()
+                                changes.color = atoms.iter().copied().zip(cs.iter().copied()).collect();
                             }
                             StreamData::Scales(rs) => {
                                 changes.radius = atoms.iter().copied().zip(rs.iter().copied()).collect();
