@@ -38,7 +38,8 @@ pub(crate) struct Shared {
     pub(crate) scene: Mutex<RoomScene>,
     pub(crate) version: watch::Sender<u64>,
     next_uplink: Mutex<u32>,
-    subscriptions: Mutex<BTreeMap<(InstanceId, u32), SharedSub>>,
+    /// Reading streams by (instance, stream id), with their complex.
+    subscriptions: Mutex<BTreeMap<(InstanceId, u32), (ComplexId, SharedSub)>>,
     /// Channels a keyframe was asked for (until one applies): asked once, not per frame.
     wanting: Mutex<BTreeSet<(InstanceId, u32)>>,
     limits: Limits,
@@ -248,7 +249,7 @@ pub(crate) fn on_relay_msg(ctx: &Ctx, msg: &RelayMsg) {
                 .shared
                 .subscriptions
                 .lock()
-                .map(|s| s.iter().filter(|(k, _)| k.0 == *instance).map(|(_, v)| v.clone()).collect())
+                .map(|s| s.iter().filter(|(k, _)| k.0 == *instance).map(|(_, (_, v))| v.clone()).collect())
                 .unwrap_or_default();
             let ctx = ctx.clone();
             let channel = *channel;
@@ -285,12 +286,8 @@ fn room_message(ctx: &Ctx, instance: InstanceId, m: &ToSession) {
 fn end_subscriptions(ctx: &Ctx, pred: impl Fn(ComplexId) -> bool, reason: &str) {
     let gone: Vec<((InstanceId, u32), SharedSub)> = {
         let Ok(mut subs) = ctx.shared.subscriptions.lock() else { return };
-        let keys: Vec<(InstanceId, u32)> = subs
-            .iter()
-            .filter(|(_, s)| s.try_lock().map(|s| pred(s.complex)).unwrap_or(false))
-            .map(|(k, _)| *k)
-            .collect();
-        keys.into_iter().filter_map(|k| subs.remove(&k).map(|s| (k, s))).collect()
+        let keys: Vec<(InstanceId, u32)> = subs.iter().filter(|(_, (c, _))| pred(*c)).map(|(k, _)| *k).collect();
+        keys.into_iter().filter_map(|k| subs.remove(&k).map(|(_, s)| (k, s))).collect()
     };
     for ((instance, stream), sub) in gone {
         ctx.to_instance(instance, &ToPlugin::ReadingStreamEnded { stream, reason: reason.into() });
@@ -388,7 +385,7 @@ fn presenter_request(ctx: &Ctx, instance: InstanceId, m: ToSession) {
                 keyframe_due: true,
             }));
             if let Ok(mut subs) = ctx.shared.subscriptions.lock() {
-                subs.insert((instance, stream), sub.clone());
+                subs.insert((instance, stream), (complex, sub.clone()));
             }
             ctx.to_instance(instance, &ToPlugin::ReadingStreamCreated { req, channel });
             let ctx = ctx.clone();
@@ -404,7 +401,8 @@ fn presenter_request(ctx: &Ctx, instance: InstanceId, m: ToSession) {
             });
         }
         ToSession::DestroyReadingStream { stream } => {
-            let sub = ctx.shared.subscriptions.lock().ok().and_then(|mut s| s.remove(&(instance, stream)));
+            let sub =
+                ctx.shared.subscriptions.lock().ok().and_then(|mut s| s.remove(&(instance, stream))).map(|(_, s)| s);
             if let Some(sub) = sub {
                 tokio::spawn(async move {
                     if let Some(mut send) = sub.lock().await.send.take() {
@@ -475,12 +473,14 @@ pub(crate) async fn move_atoms(ctx: &Ctx, complex: ComplexId, moves: &[(AtomId, 
         c.clone()
     };
     ctx.shared.bump();
-    let subs: Vec<_> = ctx.shared.subscriptions.lock().map(|s| s.values().cloned().collect()).unwrap_or_default();
+    let subs: Vec<SharedSub> = ctx
+        .shared
+        .subscriptions
+        .lock()
+        .map(|s| s.values().filter(|(c, _)| *c == complex).map(|(_, sub)| sub.clone()).collect())
+        .unwrap_or_default();
     for sub in subs {
-        let mut sub = sub.lock().await;
-        if sub.complex == complex {
-            feed(&mut sub, &snapshot).await;
-        }
+        feed(&mut *sub.lock().await, &snapshot).await;
     }
     ctx.to_instances(&ToPlugin::ComplexesUpdated { ids: vec![complex], by: InstanceId(0) });
     true

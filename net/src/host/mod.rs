@@ -801,6 +801,9 @@ impl PluginHost {
                         }
                     }
                     HostEvent::Input { instance, from, request } => {
+                        if let Some(r) = running.get(&instance) {
+                            r.session.inner.api.note_event(from, r.session.presenter(), instance, &request);
+                        }
                         deliver(&mut running, &mut core, instance, Request::Api { from, request });
                     }
                     HostEvent::Presenter { instance, presenter } => {

@@ -50,7 +50,7 @@ use tokio::sync::{oneshot, watch};
 use super::{FrameSender, Plugin, PluginResult, Session, SessionError};
 use crate::api::{ApiError, ComplexInfo, ToPlugin, ToSession};
 use crate::conn;
-use crate::proto::{PeerMsg, ROOM_CHANNELS, Retain, SHAPES_CHANNEL, UserId};
+use crate::proto::{InstanceId, PeerMsg, ROOM_CHANNELS, Retain, SHAPES_CHANNEL, UserId};
 
 /// How long a request to the presenter may take before [`SessionError::Timeout`].
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -315,6 +315,9 @@ pub(crate) struct InstanceApi {
     published: tokio::sync::Mutex<Published>,
     streams: Mutex<BTreeMap<u32, StreamEntry>>,
     reading: Mutex<BTreeMap<u32, (ComplexId, watch::Sender<ReadingState>)>>,
+    /// Keyframes of this instance the presenter reported applying, per complex.
+    applied: Mutex<HashMap<ComplexId, u64>>,
+    applied_changed: watch::Sender<u64>,
     limits: Limits,
 }
 
@@ -334,6 +337,8 @@ impl Default for InstanceApi {
             published: tokio::sync::Mutex::new(Published::default()),
             streams: Mutex::new(BTreeMap::new()),
             reading: Mutex::new(BTreeMap::new()),
+            applied: Mutex::new(HashMap::new()),
+            applied_changed: watch::Sender::new(0),
             limits: Limits { max_payload: 256 << 20, ..Limits::default() },
         }
     }
@@ -351,6 +356,49 @@ impl InstanceApi {
         if let Some(tx) = self.pending.lock().ok().and_then(|mut p| p.remove(&req)) {
             let _ = tx.send(reply);
         }
+    }
+
+    /// An event from the presenter seen by the host's driver (before the instance's queue): a
+    /// complex of this instance was added or replaced at the presenter.
+    pub(crate) fn note_event(&self, from: UserId, presenter: UserId, instance: InstanceId, event: &ToPlugin) {
+        if from != presenter {
+            return;
+        }
+        let ids = match event {
+            ToPlugin::ComplexesAdded { ids } => ids,
+            ToPlugin::ComplexesUpdated { ids, by } if *by == instance => ids,
+            _ => return,
+        };
+        if let Ok(mut applied) = self.applied.lock() {
+            for id in ids {
+                *applied.entry(*id).or_default() += 1;
+            }
+        }
+        self.applied_changed.send_modify(|v| *v += 1);
+    }
+
+    fn applied_count(&self, id: ComplexId) -> u64 {
+        self.applied.lock().ok().and_then(|a| a.get(&id).copied()).unwrap_or(0)
+    }
+
+    /// Waits until the presenter reported applying a keyframe of `id` since the count was
+    /// `before`.
+    async fn wait_applied(&self, id: ComplexId, before: u64) -> Result<(), SessionError> {
+        let mut changes = self.applied_changed.subscribe();
+        let wait = async {
+            loop {
+                changes.borrow_and_update();
+                if self.applied_count(id) > before {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, wait)
+            .await
+            .map_err(|_| SessionError::Timeout("the presenter to apply a keyframe"))
     }
 
     /// An uplink from `user` arrived: handed to whoever waits for it, or kept (bounded) until
@@ -591,7 +639,9 @@ impl ReadingStream {
     /// # Errors
     /// [`SessionError::Disconnected`].
     pub async fn destroy(self) -> Result<(), SessionError> {
-        end_reading(&self.session, |_| true);
+        if let Some((_, tx)) = self.session.inner.api.reading.lock().ok().and_then(|mut r| r.remove(&self.id.0)) {
+            tx.send_modify(|st| st.ended = true);
+        }
         self.session.send_presenter(ToSession::DestroyReadingStream { stream: self.id.0 }.encode()).await
     }
 }
@@ -626,12 +676,10 @@ impl WritingStream {
         self.session.stream_update(self.id, data).await
     }
 
-    /// Ends the stream (later updates fail with [`Interrupt::Destroyed`]).
+    /// Ends the stream (updates through its clones fail with [`Interrupt::Destroyed`]).
     pub fn destroy(self) {
-        if let Ok(mut streams) = self.session.inner.api.streams.lock()
-            && let Some(e) = streams.get_mut(&self.id.0)
-        {
-            e.interrupted = Some(Interrupt::Destroyed);
+        if let Ok(mut streams) = self.session.inner.api.streams.lock() {
+            streams.remove(&self.id.0);
         }
     }
 }
@@ -781,17 +829,22 @@ impl Session {
 
     // ---------------------------------------------------------------- workspace: publishing
 
+    /// Publishes `complex` whole (a keyframe on its channel) and waits until the presenter
+    /// applied it, so that what the instance asks the presenter next sees it (the keyframe and
+    /// the request travel on different QUIC streams and could pass each other).
     async fn publish(&self, published: &mut Published, complex: Complex) -> Result<(), SessionError> {
         let id = complex.id;
+        let before = self.inner.api.applied_count(id);
         if let Some(pc) = published.complexes.get_mut(&id) {
             pc.complex = complex;
-            return pc.send_keyframe().await;
+            pc.send_keyframe().await?;
+        } else {
+            let sender = self.open_frames(complex_channel(id)).await?;
+            let mut pc = PublishedComplex { complex, encoder: StreamEncoder::new(id.0, PRECISION), sender };
+            pc.send_keyframe().await?;
+            published.complexes.insert(id, pc);
         }
-        let sender = self.open_frames(complex_channel(id)).await?;
-        let mut pc = PublishedComplex { complex, encoder: StreamEncoder::new(id.0, PRECISION), sender };
-        pc.send_keyframe().await?;
-        published.complexes.insert(id, pc);
-        Ok(())
+        self.inner.api.wait_applied(id, before).await
     }
 
     /// Adds complexes to the room's workspace; returns their ids (given by the presenter).
