@@ -27,7 +27,7 @@ use molstream_engine::{Complex, ComplexId, Workspace};
 use crate::api::{Level, ToSession};
 use crate::proto::{InstanceId, ROOM_CHANNELS, SHAPES_CHANNEL};
 
-/// Most effects kept ([`RoomScene::effects`] drops the oldest beyond).
+/// Most effects kept: beyond, [`RoomScene::effects`] drops the older half.
 pub const MAX_EFFECTS: usize = 4096;
 
 /// Something an instance asked the users' clients to do.
@@ -197,6 +197,12 @@ impl RoomScene {
         &self.effects
     }
 
+    /// Effects dropped so far to keep at most [`MAX_EFFECTS`].
+    #[must_use]
+    pub fn effects_dropped(&self) -> u64 {
+        self.effects_dropped
+    }
+
     /// The notifications received, in order.
     pub fn notifications(&self) -> impl Iterator<Item = (InstanceId, Level, &str)> {
         self.effects.iter().filter_map(|e| match e {
@@ -225,8 +231,10 @@ impl RoomScene {
 
     fn push_effect(&mut self, e: Effect) {
         if self.effects.len() >= MAX_EFFECTS {
-            self.effects.remove(0);
-            self.effects_dropped += 1;
+            // Drop the older half at once (not one at a time, which would shift every push).
+            let half = MAX_EFFECTS / 2;
+            self.effects.drain(..half);
+            self.effects_dropped += half as u64;
         }
         self.effects.push(e);
     }

@@ -240,6 +240,40 @@ async fn reading_streams_carry_the_presenters_moves() {
         .unwrap();
         assert!(max_diff(&got[..1], &[p[5]]) <= 0.0005);
     }
+    // The presenter feeds at most 32 reading streams at once (its uplinks stay below the
+    // relay's limit, so no instance can get the presenter closed).
+    let mut more = Vec::new();
+    for _ in 0..31 {
+        more.push(s.create_reading_stream(c, &[AtomId(0)]).await.unwrap());
+    }
+    assert!(matches!(s.create_reading_stream(c, &[]).await, Err(StreamError::Unsupported(_))));
+    more.pop().unwrap().destroy().await.unwrap();
+    let again = tokio::time::timeout(T, async {
+        loop {
+            match s.create_reading_stream(c, &[]).await {
+                Ok(r) => return r,
+                Err(StreamError::Unsupported(_)) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("a destroyed reading stream frees its place");
+    // Dropping reading streams ends them too: 31 places are free again.
+    drop((more, again));
+    let mut refill = Vec::new();
+    tokio::time::timeout(T, async {
+        while refill.len() < 31 {
+            match s.create_reading_stream(c, &[AtomId(0)]).await {
+                Ok(r) => refill.push(r),
+                Err(StreamError::Unsupported(_)) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("dropped reading streams free their places");
+    drop(refill);
     // Removing the complex ends the stream, and the instance is told.
     s.remove_complexes(&[c]).await.unwrap();
     assert_eq!(tokio::time::timeout(T, async { while r.next().await.is_some() {} }).await, Ok(()));

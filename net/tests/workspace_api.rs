@@ -76,6 +76,9 @@ async fn workspace_and_services_end_to_end() {
         s.request_complex(ComplexId(999)).await,
         Err(SessionError::Api(ApiError::UnknownComplex(ComplexId(999))))
     ));
+    assert!(matches!(s.request_complexes(&vec![id1; 1025]).await, Err(SessionError::Api(ApiError::Unsupported(_)))));
+    let same = s.request_complexes(&[id1, id1, id1]).await.unwrap();
+    assert!(same.iter().all(|c| c.as_ref().unwrap().current().positions == got.current().positions));
     let ws = s.request_workspace().await.unwrap();
     assert_eq!(ws.complexes().len(), 2);
 

@@ -21,11 +21,20 @@ use crate::scene::{RoomScene, SceneChange, SceneError};
 
 /// Precision of the keyframes and deltas this client sends on uplinks (10^-3 Å).
 const UPLINK_PRECISION: u8 = 3;
+/// Uplinks this client keeps open at once, below the relay's limit per user (64), so that no
+/// instance can get the presenter closed by asking for too much.
+const MAX_OPEN_UPLINKS: usize = 48;
+/// Reading streams this client (as presenter) feeds at once.
+const MAX_READING_STREAMS: usize = 32;
+/// Complexes one deep request may name.
+const MAX_DEEP: usize = 1024;
 
 /// A reading stream this client (as presenter) feeds.
 struct Subscription {
     complex: ComplexId,
     channel: u32,
+    /// The reading stream's share of the open uplinks.
+    _permit: tokio::sync::OwnedSemaphorePermit,
     encoder: StreamEncoder,
     send: Option<quinn::SendStream>,
     keyframe_due: bool,
@@ -38,6 +47,7 @@ pub(crate) struct Shared {
     pub(crate) scene: Mutex<RoomScene>,
     pub(crate) version: watch::Sender<u64>,
     next_uplink: Mutex<u32>,
+    uplinks: Arc<tokio::sync::Semaphore>,
     /// Reading streams by (instance, stream id), with their complex.
     subscriptions: Mutex<BTreeMap<(InstanceId, u32), (ComplexId, SharedSub)>>,
     /// Channels a keyframe was asked for (until one applies): asked once, not per frame.
@@ -66,6 +76,7 @@ impl Shared {
             scene: Mutex::new(RoomScene::new(limits)),
             version: watch::Sender::new(0),
             next_uplink: Mutex::new(0),
+            uplinks: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_UPLINKS)),
             subscriptions: Mutex::new(BTreeMap::new()),
             wanting: Mutex::new(BTreeSet::new()),
             limits,
@@ -320,8 +331,23 @@ fn presenter_request(ctx: &Ctx, instance: InstanceId, m: ToSession) {
             ctx.to_instance(instance, &ToPlugin::Complexes { req, complexes: info_of(ctx, &ids) });
         }
         ToSession::ComplexesRequest { req, ids, deep: true } => {
-            let found: Vec<(ComplexId, Option<Complex>)> = match ctx.shared.scene.lock() {
-                Ok(s) => ids.iter().map(|id| (*id, s.complex(*id).cloned())).collect(),
+            if ids.len() > MAX_DEEP {
+                let error = ApiError::Unsupported(format!("at most {MAX_DEEP} complexes per request"));
+                return ctx.to_instance(instance, &ToPlugin::RequestFailed { req, error });
+            }
+            // Each complex is copied once, however often it is named.
+            let found: Vec<(ComplexId, Option<Arc<Complex>>)> = match ctx.shared.scene.lock() {
+                Ok(s) => {
+                    let mut copies: BTreeMap<ComplexId, Arc<Complex>> = BTreeMap::new();
+                    ids.iter()
+                        .map(|id| {
+                            let c = s
+                                .complex(*id)
+                                .map(|c| copies.entry(*id).or_insert_with(|| Arc::new(c.clone())).clone());
+                            (*id, c)
+                        })
+                        .collect()
+                }
                 Err(_) => return,
             };
             let mut channels = Vec::with_capacity(found.len());
@@ -340,6 +366,7 @@ fn presenter_request(ctx: &Ctx, instance: InstanceId, m: ToSession) {
             let ctx = ctx.clone();
             tokio::spawn(async move {
                 for (channel, complex) in sends {
+                    let Ok(_permit) = ctx.shared.uplinks.clone().acquire_owned().await else { return };
                     if let Err(e) = send_complex(&ctx, instance, channel, &complex).await {
                         tracing::warn!(%instance, error = %e, "sending a complex to an instance failed");
                     }
@@ -376,10 +403,19 @@ fn presenter_request(ctx: &Ctx, instance: InstanceId, m: ToSession) {
                 Ok(Err(error)) => return ctx.to_instance(instance, &ToPlugin::RequestFailed { req, error }),
                 Err(_) => return,
             };
+            let feeding = ctx.shared.subscriptions.lock().map_or(usize::MAX, |s| s.len());
+            let permit = match ctx.shared.uplinks.clone().try_acquire_owned() {
+                Ok(p) if feeding < MAX_READING_STREAMS => p,
+                _ => {
+                    let error = ApiError::Unsupported("too many reading streams open".into());
+                    return ctx.to_instance(instance, &ToPlugin::RequestFailed { req, error });
+                }
+            };
             let channel = ctx.shared.uplink_channel();
             let sub = Arc::new(tokio::sync::Mutex::new(Subscription {
                 complex,
                 channel,
+                _permit: permit,
                 encoder: StreamEncoder::new(complex.0, UPLINK_PRECISION),
                 send: None,
                 keyframe_due: true,

@@ -609,12 +609,13 @@ struct ReadingState {
 }
 
 /// Positions of atoms as the presenter's user changes them. The latest positions win: a
-/// reader that falls behind sees the newest.
+/// reader that falls behind sees the newest. Dropping it ends it, as [`ReadingStream::destroy`].
 #[derive(Debug)]
 pub struct ReadingStream {
     id: StreamId,
     rx: watch::Receiver<ReadingState>,
     session: Session,
+    destroyed: bool,
 }
 
 impl ReadingStream {
@@ -638,11 +639,31 @@ impl ReadingStream {
     ///
     /// # Errors
     /// [`SessionError::Disconnected`].
-    pub async fn destroy(self) -> Result<(), SessionError> {
-        if let Some((_, tx)) = self.session.inner.api.reading.lock().ok().and_then(|mut r| r.remove(&self.id.0)) {
+    pub async fn destroy(mut self) -> Result<(), SessionError> {
+        self.destroyed = true;
+        self.end();
+        self.session.send_presenter(ToSession::DestroyReadingStream { stream: self.id.0 }.encode()).await
+    }
+
+    fn end(&self) -> bool {
+        let removed = self.session.inner.api.reading.lock().ok().and_then(|mut r| r.remove(&self.id.0));
+        if let Some((_, tx)) = &removed {
             tx.send_modify(|st| st.ended = true);
         }
-        self.session.send_presenter(ToSession::DestroyReadingStream { stream: self.id.0 }.encode()).await
+        removed.is_some()
+    }
+}
+
+impl Drop for ReadingStream {
+    /// Dropping the stream ends it: the presenter stops feeding it.
+    fn drop(&mut self) {
+        if !self.destroyed && self.end() {
+            let body = ToSession::DestroyReadingStream { stream: self.id.0 }.encode();
+            let msg = PeerMsg::ToPresenter { instance: self.session.instance(), body };
+            if self.session.inner.out.try_send(msg).is_err() {
+                tracing::debug!(stream = %self.id, "could not tell the presenter a reading stream ended");
+            }
+        }
     }
 }
 
@@ -1329,7 +1350,7 @@ impl Session {
         let limits = self.inner.api.limits;
         let atoms = atoms.to_vec();
         tokio::spawn(read_positions(recv, limits, atoms, tx));
-        Ok(ReadingStream { id: StreamId(stream), rx, session: self.clone() })
+        Ok(ReadingStream { id: StreamId(stream), rx, session: self.clone(), destroyed: false })
     }
 }
 
