@@ -9,7 +9,8 @@ use molstream_engine::{Complex, ComplexId, Workspace};
 
 fn complex(name: &str) -> Complex {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/1hvr.pdb");
-    let mut c = load_file(path, &LoadOptions { validate_with_pdbtbx: false, ..LoadOptions::default() }).unwrap().complex;
+    let mut c =
+        load_file(path, &LoadOptions { validate_with_pdbtbx: false, ..LoadOptions::default() }).unwrap().complex;
     c.name = name.into();
     c
 }
