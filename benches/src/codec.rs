@@ -3,6 +3,13 @@
 //! Everything is measured in one run on this machine: delta decode into an `AtomInstance`
 //! buffer, a memcpy of the same output bytes, and for XTC input molly decoding the same frames
 //! from memory. Ratios are the figures to read; absolute times move with machine load.
+//!
+//! The top-level figures go through `StreamEncoder`/`StreamDecoder` (frame headers, checksums
+//! checked outside the timing, the default position coding). `position_codings` has, per coding
+//! (`bits`, `packed`, `entropy`), the position payloads alone: bytes per atom of the deltas and
+//! of a keyframe's positions, encode speed, and delta decode speed (`validate_delta` +
+//! `apply_delta` into the same `AtomInstance` buffer) with its ratios to memcpy and, for XTC
+//! input, to molly. Times are medians of `--repeat` passes.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,6 +17,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use glam::Vec3;
+use molstream_engine::codec::bits::Writer;
+use molstream_engine::codec::positions::{self, Coding, DeltaOptions, Quantized};
 use molstream_engine::codec::stream::{FrameReader, StreamDecoder, StreamEncoder};
 use molstream_engine::codec::{Limits, stream::Frame};
 use molstream_engine::gpu::AtomInstance;
@@ -162,6 +171,22 @@ pub fn run(args: &CodecArgs) -> Result<()> {
     let decode_s = median(decode);
     let memcpy_s = median(memcpy);
 
+    // Each position coding on its own: payload bytes, encode and delta decode (validate + apply
+    // into the same AtomInstance buffer), against the same memcpy figure.
+    let mut codings = serde_json::Map::new();
+    for (name, coding) in [("bits", Coding::Bits), ("packed", Coding::Packed), ("entropy", Coding::Entropy)] {
+        let m = coding_figures(&frames, k, coding, args.repeat.max(1))?;
+        #[allow(clippy::cast_precision_loss)]
+        let figures = serde_json::json!({
+            "bytes_per_atom": round(m.bytes as f64 / atom_frames, 3),
+            "keyframe_positions_bytes_per_atom": round(m.key_bytes as f64 / n as f64, 3),
+            "encode_matoms_per_s": round(atom_frames / m.encode_s / 1e6, 1),
+            "decode_matoms_per_s": round(atom_frames / m.decode_s / 1e6, 1),
+            "decode_vs_memcpy": round(memcpy_s / m.decode_s, 3),
+        });
+        codings.insert(name.into(), figures);
+    }
+
     // XTC baseline: molly decoding the same frames from memory.
     let mut xtc_fields = serde_json::Map::new();
     if let Some(bytes) = &xtc {
@@ -214,12 +239,20 @@ pub fn run(args: &CodecArgs) -> Result<()> {
             "bytes_per_atom": round(big_bytes as f64 / big_n as f64, 3),
         },
     });
-    if let (Some(obj), Some(x)) =
-        (out.as_object_mut(), xtc_fields.get("xtc_decode_matoms_per_s").and_then(serde_json::Value::as_f64))
-    {
+    let xtc_speed = xtc_fields.get("xtc_decode_matoms_per_s").and_then(serde_json::Value::as_f64);
+    if let (Some(obj), Some(x)) = (out.as_object_mut(), xtc_speed) {
         obj.extend(xtc_fields.clone());
         let ours = atom_frames / decode_s / 1e6;
         obj.insert("decode_vs_xtc".into(), round(ours / x, 2).into());
+        for figures in codings.values_mut() {
+            if let Some(f) = figures.as_object_mut() {
+                let ours = f.get("decode_matoms_per_s").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+                f.insert("decode_vs_xtc".into(), round(ours / x, 2).into());
+            }
+        }
+    }
+    if let Some(obj) = out.as_object_mut() {
+        obj.insert("position_codings".into(), codings.into());
     }
     if args.json {
         println!("{out}");
@@ -227,6 +260,57 @@ pub fn run(args: &CodecArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(())
+}
+
+/// Figures of one position coding over a trajectory.
+struct CodingFigures {
+    bytes: usize,
+    key_bytes: usize,
+    encode_s: f64,
+    decode_s: f64,
+}
+
+/// Codes every frame after the first as a payload against the one before, in `coding`, and
+/// times decoding them (validate + apply) into an `AtomInstance` buffer; the median of `repeat`.
+fn coding_figures(frames: &[Vec<Vec3>], k: u8, coding: Coding, repeat: u32) -> Result<CodingFigures> {
+    let q: Vec<Quantized> = frames.iter().map(|f| Quantized::from_positions(f, k)).collect::<Result<_, _>>()?;
+    let n = q[0].len();
+    let mut key = Writer::new();
+    positions::encode_delta_with(&Quantized::zeros(n), &q[0], DeltaOptions { coding, keyframe: true }, &mut key);
+    let mut encode = Vec::new();
+    let mut payloads = Vec::new();
+    for _ in 0..repeat {
+        let t = Instant::now();
+        payloads = q
+            .windows(2)
+            .map(|w| {
+                let mut out = Writer::with_capacity(n * 4);
+                positions::encode_delta_with(&w[0], &w[1], DeltaOptions { coding, keyframe: false }, &mut out);
+                out.buf
+            })
+            .collect();
+        encode.push(t.elapsed().as_secs_f64());
+    }
+    let mut decode = Vec::new();
+    let mut instances = vec![AtomInstance::default(); n];
+    for _ in 0..repeat {
+        let mut state = q[0].clone();
+        let t = Instant::now();
+        for p in &payloads {
+            positions::validate_delta(p, n)?;
+            positions::apply_delta(p, &mut state, k, &mut instances[..])?;
+        }
+        decode.push(t.elapsed().as_secs_f64());
+        if state != q[q.len() - 1] {
+            bail!("{coding:?} decoding did not reproduce the last frame");
+        }
+    }
+    Ok(CodingFigures {
+        bytes: payloads.iter().map(Vec::len).sum(),
+        key_bytes: key.buf.len(),
+        encode_s: median(encode),
+        decode_s: median(decode),
+    })
 }
 
 fn round(v: f64, digits: i32) -> f64 {

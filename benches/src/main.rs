@@ -34,6 +34,7 @@ use molstream_engine::io::{self, Format, LoadOptions, LoadTimings, Loaded};
 
 mod codec;
 mod shapes;
+mod render;
 use molstream_engine::{DisplayState, ModelView, Style, synth};
 use serde_json::json;
 
@@ -64,6 +65,9 @@ enum Command {
     /// Shapes codec: a synthetic mesh's encoded size and decode time into GPU buffers, next to
     /// memcpy of the same output bytes.
     Shapes(shapes::ShapesArgs),
+    /// Offscreen frame times of the renderer on a tiled structure, static and with positions
+    /// streamed every frame, beside an empty scene.
+    Render(render::RenderArgs),
 }
 
 /// Arguments of `load`.
@@ -147,6 +151,7 @@ fn main() -> Result<()> {
         Command::Load(args) => run_load(&args),
         Command::Codec(args) => codec::run(&args),
         Command::Shapes(args) => shapes::run(&args),
+        Command::Render(args) => render::run(&args),
     }
 }
 

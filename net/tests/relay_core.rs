@@ -713,6 +713,32 @@ fn frames_fan_out_and_late_joiners_get_keyframe_and_deltas() {
 }
 
 #[test]
+fn a_full_shape_frame_restarts_the_late_join_chain_like_a_keyframe() {
+    let mut h = Harness::new();
+    let host = h.host();
+    let plugin = h.register(host, "shapes");
+    let (a, _) = h.client("lab", "ada");
+    let inst = h.activate(a, plugin);
+    let s = h.core.handle_stream_opened(host, StreamHead::Frames { instance: inst, channel: 9 }, h.now).unwrap();
+    let frames = [
+        frame(FrameKind::Shapes, 0, 0, b"full-0"),
+        frame(FrameKind::ShapeDelta, 1, 0, b"delta-1"),
+        frame(FrameKind::Shapes, 2, 2, b"full-2"),
+        frame(FrameKind::ShapeDelta, 3, 2, b"delta-3"),
+    ];
+    for (fh, fb) in &frames {
+        assert_eq!(h.core.handle_frame(s, fh, fb), StreamVerdict::Continue);
+    }
+    h.pump();
+    h.take(a);
+    // A late joiner gets the last full frame and what chains on it, nothing older.
+    let (p, _) = h.client("lab", "bob");
+    h.pump();
+    let got = frames_of(&h.take(p));
+    assert_eq!(got, vec![frames[2].1.clone(), frames[3].1.clone()]);
+}
+
+#[test]
 fn a_long_delta_chain_is_dropped_and_a_keyframe_requested() {
     let cfg = RelayConfig { plugin_key: KEY.into(), max_delta_chain_bytes: 100, ..RelayConfig::default() };
     let mut h = Harness::with(cfg);

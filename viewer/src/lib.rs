@@ -1,9 +1,12 @@
 //! # molstream-viewer
 //!
-//! The `molstream` command: today `inspect` (structure statistics, as text or JSON); the wgpu
-//! desktop viewer and headless renderer build on this crate.
+//! The `molstream` command: `inspect` (structure statistics, as text or JSON), `render`
+//! (headless rendering to PNG) and `view` (the desktop window, [`app`]), and the wgpu renderer
+//! ([`render`]) they draw with.
 
+pub mod app;
 pub mod inspect;
+pub mod render;
 
 /// The structure bundled into the binary (PDB entry 1HVR, HIV-1 protease with an inhibitor),
 /// shown when `molstream` runs without a file.

@@ -67,3 +67,55 @@ fn without_arguments_it_inspects_the_bundled_structure() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("assets/1hvr.pdb") && text.contains("1890"), "{text}");
 }
+
+#[test]
+fn render_writes_a_png_of_the_requested_size() {
+    if std::env::var("MOLSTREAM_SKIP_GPU_TESTS").is_ok_and(|v| v == "1") {
+        eprintln!("MOLSTREAM_SKIP_GPU_TESTS=1: skipping");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("molstream-cli-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (style, color) in
+        [("sticks", "chain"), ("spacefill", "bfactor"), ("lines", "residue"), ("ball-and-stick", "element")]
+    {
+        let out = dir.join(format!("{style}.png"));
+        let o = molstream(&[
+            "render",
+            &asset("1hvr.pdb"),
+            "--out",
+            out.to_str().unwrap(),
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--style",
+            style,
+            "--color",
+            color,
+        ]);
+        assert!(o.status.success(), "{style}: {}", String::from_utf8_lossy(&o.stderr));
+        let img = molstream_viewer::render::RgbaImage::read_png(&out).unwrap();
+        assert_eq!((img.width, img.height), (160, 120));
+        assert!(img.count_not([255, 255, 255, 255], 8) > 160 * 120 / 10, "{style}: structure drawn");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn render_of_a_bad_file_exits_1_with_one_line() {
+    let dir = std::env::temp_dir().join(format!("molstream-cli-render-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.pdb");
+    std::fs::write(&garbage, b"this is not a structure\n").unwrap();
+    let out = dir.join("out.png");
+    for path in [garbage.to_str().unwrap(), dir.join("missing.cif").to_str().unwrap()] {
+        let o = molstream(&["render", path, "--out", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{path}");
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("molstream: ") && err.contains(path), "{err}");
+        assert!(!out.exists(), "nothing written for {path}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -421,6 +421,12 @@ pub fn decode(
     let mut q = Quantized::zeros(n);
     let mut pos = vec![Vec3::ZERO; n];
     positions::apply_delta(rest, &mut q, precision, &mut pos[..])?;
+    // A sender keeps |q| < 2^28 (`Quantized::from_positions`); anything else is not a frame a
+    // sender could have written, and could not be encoded again.
+    let limit = positions::Q_LIMIT.unsigned_abs();
+    if q.x.iter().chain(&q.y).chain(&q.z).any(|v| v.unsigned_abs() >= limit) {
+        return Err(CodecError::Corrupt("keyframe coordinate beyond ±2^28 quantization steps"));
+    }
 
     let mut complex =
         Complex::new(name, vec![t], vec![display], vec![Model { topology: 0, positions: pos, ..Model::default() }]);

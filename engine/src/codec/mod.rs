@@ -2,11 +2,14 @@
 //! straight into GPU instance buffers. Pure code, no I/O.
 //!
 //! Every frame is a 32-byte [`FrameHeader`] followed by its payload. The byte-level layout of
-//! both is specified in ARCHITECTURE.md ("Stream frame format").
+//! both is specified in ARCHITECTURE.md ("Stream frame format"); position payloads in
+//! `docs/format/positions.md`.
 //!
 //! - [`keyframe`]: a whole complex (topology, coordinates, display state).
 //! - [`positions`]: position deltas against the previous frame of a stream, quantized to
-//!   `10^-precision` Å, predicted per 32-atom block, zigzag-coded and bit-packed.
+//!   `10^-precision` Å, predicted per slot of repeated segments found from the data (temporal,
+//!   spatial, virtual sites), then bit-packed or rANS-coded.
+//! - [`entropy`]: tokens, frequency tables and the rANS coder of the compact position coding.
 //! - [`attrs`]: per-atom display attributes (colour, radius, representation, selection,
 //!   labels) as a delta against the frame held: only what changed, sparse or dense per
 //!   attribute (kind 3).
@@ -20,6 +23,7 @@
 
 pub mod attrs;
 pub mod bits;
+pub mod entropy;
 pub mod header;
 pub mod keyframe;
 pub mod positions;

@@ -1,26 +1,93 @@
 //! Quantized positions and the position-delta payload.
 //!
 //! A position is quantized per axis to `q = round(p · 10^k)` (precision `k` from the header),
-//! with `|q| < 2^28`. A delta payload codes, per block of 32 atoms:
+//! with `|q| < 2^28`. A payload codes the quantized positions `c` of a frame against those of its
+//! base frame `b` (all zero for the positions of a keyframe). The byte-level layout is specified
+//! in `docs/format/positions.md`; in short:
 //!
-//! | size | field |
+//! **Coding byte.** The payload starts with one byte: 1 = *bits* (the original per-axis
+//! bit-packed blocks), 3 = *packed* (per block, bit-packed or mixed-radix: fast to decode and the
+//! default), 2 = *entropy* (rANS over value tokens, the most compact). Other values are refused.
+//!
+//! **Plan.** The atoms are cut into segments. A segment has a length `L` and a period `p` (1–8)
+//! and gives each of its `p` *slots* a predictor; atom `j` of the segment is in slot `j mod p`.
+//! A repeated molecule (water) becomes one segment whose slots are its atoms, so the oxygen can
+//! be predicted in time while the hydrogens are predicted from the oxygen and a virtual site from
+//! the three atoms before it. The predictors, with `t[i] = c[i] − b[i]` (`t[−1] = 0`, and
+//! `c[j] = 0` for `j < 0`), all in wrapping 32-bit arithmetic:
+//!
+//! | id | predictor | prediction of `c[i]` |
+//! |---|---|---|
+//! | 0 | temporal | `b[i]` |
+//! | 1 | temporal difference | `b[i] + t[i−1]` (neighbouring atoms move together) |
+//! | 2 | per block | 0 or 1, chosen per block of 32 atoms of the slot by a mode bit |
+//! | 3 | linear (w2, w3) | `c[i−1] + ((w2·(c[i−2] − c[i−1]) + w3·(c[i−3] − c[i−1]) + 2^15) >> 16)`, arithmetic shift |
+//!
+//! Linear covers the spatial predictors (`c[i−1]`: w = 0, 0; `c[i−2]`: 65536, 0; `c[i−3]`: 0,
+//! 65536) and fixed linear combinations such as the TIP4P M site. The encoder chooses the
+//! segments and predictors from the data (nothing depends on residue names); they are in the
+//! payload, so the decoder needs nothing but the base positions.
+//!
+//! **Residuals.** Atom `i` carries `zigzag(c[i] − prediction)` per axis. Decoding goes in atom
+//! order, so every predictor sees the current positions of the atoms before it. Each slot of a
+//! segment is a *lane* of `ceil((L − s) / p)` atoms, cut into blocks of 32.
+//!
+//! **Layout** (little-endian; `varint` is LEB128):
+//!
+//! | bytes | field |
 //! |---|---|
-//! | 2 | block header: bits 0-4 width of x, 5-9 width of y, 10-14 width of z, bit 15 mode |
-//! | 4·wx | 32 zigzag residuals of x, bit-packed at width wx |
-//! | 4·wy | … y |
-//! | 4·wz | … z |
+//! | 1 | coding: 1 bits, 2 entropy, 3 packed |
+//! | … | entropy only: `T` (u8, 1–8), then `T` tables: `K` (u8, 1–128), `K` varint frequencies summing to 2048 |
+//! | varint | segment count `S` (0 iff `n = 0`) |
+//! | per segment | varint `L` (≥ 1, the `L` sum to `n`), u8 `p` (1–8), per slot: u8 predictor id, for id 3 i32 `w2` and i32 `w3`, in the entropy coding a u8 table index |
 //!
-//! With `t = q − q_prev` (the motion since the base frame), the residual of atom `i` is
-//! `t[i]` in mode 0 (temporal prediction) and `t[i] − t[i−1]` in mode 1 (neighbouring atoms,
-//! bonded in file order, move together), where `t[−1]` is the motion of the atom before,
-//! across blocks (0 for the first atom). The encoder picks the cheaper mode per block. The last
-//! block is padded with zero residuals. Keyframes code absolute positions the same way with
-//! `q_prev = 0` and the mode forced to 1 in every block.
+//! *Bits* (1), then: the lanes in order (segment, then slot), each as its blocks of 32 atoms:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 2 | u16: widths of x, y, z in bits 0–4, 5–9, 10–14; bit 15 the mode bit of a per-block slot (0 otherwise) |
+//! | 4·w each | 32 zigzag residuals per axis, bit-packed ([`super::bits`]) |
+//!
+//! With one segment of period 1 and the per-block predictor this is exactly the original block
+//! layout.
+//!
+//! *Packed* (3): the same lanes, each block behind a byte `h` (bit 7 the mode bit, bits 0–6 the
+//! kind):
+//!
+//! | kind | then | data |
+//! |---|---|---|
+//! | 0 bits | u16 widths (bit 15 zero) | as in coding 1 |
+//! | 1 radix | varints `Rx − 1`, `Ry − 1`, `Rz − 1` (product ≤ 2^32) | 32 values `ux + Rx·(uy + Ry·uz)` at `bit_width(Rx·Ry·Rz − 1)` bits |
+//! | 2 radix again | — (the lane's last kind-1 ranges) | as kind 1 |
+//!
+//! *Entropy* (2), then:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | ⌈M/8⌉ | mode bits of the per-block lanes' blocks, LSB first |
+//! | 12 | rANS states 0, 1, 2 (u32) |
+//! | 3 × (varint + 2·W) | per state, `W` and its 16-bit rANS words |
+//! | varint + R | `R` and the raw extra bits |
+//!
+//! Tokens go in atom order, x, y, z on states 0, 1, 2 with the table of the atom's slot; each
+//! token's extra bits follow in the raw stream in the same order ([`super::entropy`]).
+//!
+//! Both decoders first check the structure with [`validate_delta`], then decode in one pass
+//! straight into the caller's buffer. The packed decoder allocates nothing; the entropy decoder
+//! allocates only its decoding tables (at most 8 × 8 KiB).
+
+// The kernels index several parallel arrays (slots × axes × repeats) by the same counters; range
+// loops say that more plainly than zipped iterators.
+#![allow(clippy::needless_range_loop)]
 
 use glam::Vec3;
 
 use super::CodecError;
 use super::bits::{BLOCK, Reader, Writer, bit_width, unpack, unzigzag, zigzag};
+use super::entropy::{
+    BitReader, BitWriter, DecTable, EncTable, RansDecoder, RansEncoder, TOKEN_BASE, TOKEN_EXTRA, TOKENS, check_table,
+    normalize, token, write_table,
+};
 use crate::gpu::AtomInstance;
 
 /// Largest quantized magnitude (exclusive): keeps every residual within 31 bits.
@@ -85,61 +152,792 @@ impl Quantized {
     }
 }
 
-/// Appends the delta payload coding `cur` against `base` (same length). `force_mode1` codes
-/// every block in mode 1 (keyframes).
-pub fn encode_delta(base: &Quantized, cur: &Quantized, force_mode1: bool, w: &mut Writer) {
-    let n = cur.len();
-    debug_assert_eq!(base.len(), n);
-    w.buf.reserve(n * 4 + n / 16 + 16);
-    let mut last_t = [0i32; 3];
-    let mut t = [[0i32; BLOCK]; 3];
-    let mut r0 = [[0u32; BLOCK]; 3];
-    let mut r1 = [[0u32; BLOCK]; 3];
-    let axes = [(&base.x, &cur.x), (&base.y, &cur.y), (&base.z, &cur.z)];
-    let mut start = 0;
-    while start < n {
-        let m = (n - start).min(BLOCK);
-        let mut or0 = [0u32; 3];
-        let mut or1 = [0u32; 3];
-        for (a, (b, c)) in axes.iter().enumerate() {
-            let mut prev = last_t[a];
-            for k in 0..BLOCK {
-                if k < m {
-                    let tv = c[start + k].wrapping_sub(b[start + k]);
-                    t[a][k] = tv;
-                    r0[a][k] = zigzag(tv);
-                    r1[a][k] = zigzag(tv.wrapping_sub(prev));
-                    prev = tv;
-                } else {
-                    r0[a][k] = 0;
-                    r1[a][k] = 0;
-                }
-                or0[a] |= r0[a][k];
-                or1[a] |= r1[a][k];
-            }
+/// Longest repeat period of a segment.
+pub const MAX_PERIOD: usize = 8;
+
+/// Most entropy tables in one payload.
+pub const MAX_TABLES: usize = 8;
+
+/// Atoms per block of a lane.
+const LANE_BLOCK: usize = BLOCK;
+
+/// How the residuals of a payload are stored (its first byte).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Coding {
+    /// Per axis, 32 values bit-packed at one width, behind a u16 header per block: the original
+    /// block layout, kept decodable and encodable.
+    Bits = 1,
+    /// rANS over value tokens with per-frame tables: the most compact. The encoder falls back to
+    /// [`Coding::Packed`] for a frame where this would not be smaller.
+    Entropy = 2,
+    /// Per block of 32 atoms, the cheaper of per-axis bit-packing and a mixed-radix number per
+    /// atom (its three residuals as one integer of `ceil(log2(Rx·Ry·Rz))` bits), with 1-byte
+    /// headers that may repeat the lane's previous ranges: decodes fast, and packs small
+    /// residuals without rounding each axis up to whole bits. The encoder writes
+    /// [`Coding::Bits`] instead for a frame where that is smaller.
+    #[default]
+    Packed = 3,
+}
+
+impl Coding {
+    fn from_u8(v: u8) -> Result<Self, CodecError> {
+        match v {
+            1 => Ok(Self::Bits),
+            2 => Ok(Self::Entropy),
+            3 => Ok(Self::Packed),
+            _ => Err(CodecError::Corrupt("unknown position coding")),
         }
-        let w0: [u32; 3] = or0.map(bit_width);
-        let w1: [u32; 3] = or1.map(bit_width);
-        let mode1 = force_mode1 || w1.iter().sum::<u32>() < w0.iter().sum::<u32>();
-        let (widths, res) = if mode1 { (w1, &r1) } else { (w0, &r0) };
-        let header = widths[0] | widths[1] << 5 | widths[2] << 10 | u32::from(mode1) << 15;
-        w.u16(u16::try_from(header).unwrap_or(u16::MAX));
-        for a in 0..3 {
-            w.pack_block(&res[a], widths[a]);
-            last_t[a] = t[a][m - 1];
-        }
-        start += m;
     }
 }
 
-/// Checks that `payload` is a well-formed delta of `n` atoms: every block header in range and
-/// the blocks exactly filling it. Run before any state changes, so a bad frame changes nothing.
+/// The coding [`encode_delta`] (and so `StreamEncoder`) uses: [`Coding::Packed`]. For
+/// interactive streams it decodes several times faster than [`Coding::Entropy`] (hundreds of
+/// millions of atoms per second per core) while already beating XTC's size on solvated
+/// trajectories and reaching 1.44 bytes/atom on per-step thermal motion; [`Coding::Entropy`] is
+/// 10–15 % smaller again, for links where bandwidth matters more than decode time.
+pub const DEFAULT_CODING: Coding = Coding::Packed;
+
+/// Options of [`encode_delta_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeltaOptions {
+    /// Residual coding.
+    pub coding: Coding,
+    /// The base carries no information (all zeros, a keyframe's positions): only spatial
+    /// predictors are tried.
+    pub keyframe: bool,
+}
+
+/// A slot's predictor (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Predictor {
+    /// `b[i]`.
+    Temporal,
+    /// `b[i] + t[i−1]`.
+    TemporalDiff,
+    /// Temporal or temporal difference, per block of 32 atoms of the lane.
+    Block,
+    /// `c[i−1] + round(w2·(c[i−2] − c[i−1]) + w3·(c[i−3] − c[i−1]))`, weights in 1/65536.
+    Linear {
+        /// Weight of `c[i−2] − c[i−1]`.
+        w2: i32,
+        /// Weight of `c[i−3] − c[i−1]`.
+        w3: i32,
+    },
+}
+
+/// Spatial predictors as linear ones.
+const S1: Predictor = Predictor::Linear { w2: 0, w3: 0 };
+const S2: Predictor = Predictor::Linear { w2: 1 << 16, w3: 0 };
+const S3: Predictor = Predictor::Linear { w2: 0, w3: 1 << 16 };
+
+/// One segment of the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Segment {
+    len: usize,
+    period: usize,
+    slots: [Predictor; MAX_PERIOD],
+    tables: [u8; MAX_PERIOD],
+}
+
+impl Segment {
+    /// Atoms of slot `s` (the length of its lane).
+    fn lane_len(&self, s: usize) -> usize {
+        (self.len + self.period - 1 - s) / self.period
+    }
+
+    fn write(&self, entropy: bool, w: &mut Writer) {
+        w.varint(self.len as u64);
+        w.u8(self.period as u8);
+        for s in 0..self.period {
+            match self.slots[s] {
+                Predictor::Temporal => w.u8(0),
+                Predictor::TemporalDiff => w.u8(1),
+                Predictor::Block => w.u8(2),
+                Predictor::Linear { w2, w3 } => {
+                    w.u8(3);
+                    w.u32(w2 as u32);
+                    w.u32(w3 as u32);
+                }
+            }
+            if entropy {
+                w.u8(self.tables[s]);
+            }
+        }
+    }
+
+    /// Reads a segment of at most `left` atoms; `tables` is the table count (0: packed).
+    fn read(r: &mut Reader<'_>, left: usize, tables: usize) -> Result<Self, CodecError> {
+        let len = r.count(left)?;
+        if len == 0 {
+            return Err(CodecError::Corrupt("empty position segment"));
+        }
+        let period = usize::from(r.u8()?);
+        if period == 0 || period > MAX_PERIOD {
+            return Err(CodecError::Corrupt("position segment period out of range"));
+        }
+        let mut seg = Self { len, period, slots: [Predictor::Temporal; MAX_PERIOD], tables: [0; MAX_PERIOD] };
+        for s in 0..period {
+            seg.slots[s] = match r.u8()? {
+                0 => Predictor::Temporal,
+                1 => Predictor::TemporalDiff,
+                2 => Predictor::Block,
+                3 => Predictor::Linear { w2: r.u32()? as i32, w3: r.u32()? as i32 },
+                _ => return Err(CodecError::Corrupt("unknown position predictor")),
+            };
+            if tables > 0 {
+                seg.tables[s] = r.u8()?;
+                if usize::from(seg.tables[s]) >= tables {
+                    return Err(CodecError::Corrupt("position slot names a missing table"));
+                }
+            }
+        }
+        Ok(seg)
+    }
+}
+
+/// `c[i−k]`, 0 before the first atom.
+#[inline]
+fn back(col: &[i32], i: usize, k: usize) -> i32 {
+    if i >= k { col[i - k] } else { 0 }
+}
+
+/// The linear prediction from the three atoms before, in wrapping 32-bit arithmetic (exact
+/// while `|w2·d2 + w3·d3| < 2^31`, which holds for bonded distances at every precision; beyond
+/// that the prediction is merely poor, and the encoder, which costs every predictor with this
+/// very function, does not choose it).
+#[inline]
+fn linear(c1: i32, c2: i32, c3: i32, w2: i32, w3: i32) -> i32 {
+    let d2 = c2.wrapping_sub(c1);
+    let d3 = c3.wrapping_sub(c1);
+    let p = w2.wrapping_mul(d2).wrapping_add(w3.wrapping_mul(d3)).wrapping_add(1 << 15) >> 16;
+    c1.wrapping_add(p)
+}
+
+/// Prediction of atom `i` on one axis, with `b` its base value and `t_prev` the motion of the
+/// atom before. `Block` must have been resolved to its block's mode.
+#[inline]
+fn predict(p: Predictor, col: &[i32], i: usize, b: i32, t_prev: i32) -> i32 {
+    match p {
+        Predictor::Temporal | Predictor::Block => b,
+        Predictor::TemporalDiff => b.wrapping_add(t_prev),
+        Predictor::Linear { w2, w3 } => linear(back(col, i, 1), back(col, i, 2), back(col, i, 3), w2, w3),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoder
+// ---------------------------------------------------------------------------------------------
+
+/// Appends the payload coding `cur` against `base` (same length) with the default coding.
+/// `force_mode1` marks a keyframe's positions (an all-zero base): only spatial predictors.
+pub fn encode_delta(base: &Quantized, cur: &Quantized, force_mode1: bool, w: &mut Writer) {
+    encode_delta_with(base, cur, DeltaOptions { coding: DEFAULT_CODING, keyframe: force_mode1 }, w);
+}
+
+/// Appends the payload coding `cur` against `base` (same length) as `options` say.
+pub fn encode_delta_with(base: &Quantized, cur: &Quantized, options: DeltaOptions, w: &mut Writer) {
+    debug_assert_eq!(base.len(), cur.len());
+    let plan = choose_plan(base, cur, options.keyframe);
+    let res = Residuals::new(base, cur, &plan);
+    match options.coding {
+        Coding::Bits => {
+            write_packed(&plan, &res, Coding::Bits, w);
+        }
+        Coding::Packed => write_fast(&plan, &res, w),
+        Coding::Entropy => {
+            let mut e = Writer::with_capacity(cur.len() * 3);
+            let mut plan = plan;
+            write_entropy(&mut plan, &res, &mut e);
+            let mut p = Writer::with_capacity(cur.len() * 4);
+            write_fast(&plan, &res, &mut p);
+            w.buf.extend_from_slice(if e.buf.len() < p.buf.len() { &e.buf } else { &p.buf });
+        }
+    }
+}
+
+/// The motion `t` and the residuals under the simple candidates, per atom and axis.
+struct Columns<'a> {
+    base: [&'a [i32]; 3],
+    cur: [&'a [i32]; 3],
+}
+
+impl Columns<'_> {
+    #[inline]
+    fn t(&self, a: usize, i: usize) -> i32 {
+        self.cur[a][i].wrapping_sub(self.base[a][i])
+    }
+
+    #[inline]
+    fn t_prev(&self, a: usize, i: usize) -> i32 {
+        if i == 0 { 0 } else { self.t(a, i - 1) }
+    }
+
+    /// Zigzag residual of atom `i` on axis `a` under `p` (`Block` as temporal).
+    #[inline]
+    fn residual(&self, p: Predictor, a: usize, i: usize) -> u32 {
+        let pred = predict(p, self.cur[a], i, self.base[a][i], self.t_prev(a, i));
+        zigzag(self.cur[a][i].wrapping_sub(pred))
+    }
+}
+
+/// Candidate predictors of the plan search, in cost-column order; column 5 is the per-block
+/// choice between the first two.
+const CANDIDATES: [Predictor; 5] = [Predictor::Temporal, Predictor::TemporalDiff, S1, S2, S3];
+
+/// Cost column of the per-block predictor.
+const BLOCK_COLUMN: usize = 5;
+
+/// Bits charged per slot of a segment when comparing periods (its descriptor, and a margin
+/// against fitting noise).
+const SLOT_PENALTY: u64 = 48;
+
+/// Atoms per window of the plan search.
+const WINDOW: usize = 128;
+
+/// A run of atoms sharing a period and, per residue `i mod p`, a candidate column.
+#[derive(Clone, Debug)]
+struct Run {
+    start: usize,
+    end: usize,
+    period: usize,
+    /// Summed cost per residue and column.
+    sums: [[u64; 6]; MAX_PERIOD],
+    /// Chosen column per residue.
+    pattern: [u8; MAX_PERIOD],
+}
+
+impl Run {
+    /// Cost of the best column per residue (`sums` of another run added), without penalty.
+    fn best(&self, other: Option<&Run>, first: usize) -> (u64, [u8; MAX_PERIOD]) {
+        let mut total = 0;
+        let mut pattern = [0u8; MAX_PERIOD];
+        for r in 0..self.period {
+            let (k, v) = (first..6)
+                .map(|k| (k, self.sums[r][k].saturating_add(other.map_or(0, |o| o.sums[r][k]))))
+                .min_by_key(|&(_, v)| v)
+                .unwrap_or((2, 0));
+            pattern[r] = k as u8;
+            total += v;
+        }
+        (total, pattern)
+    }
+
+    /// Cost of atom `i` under this run's pattern.
+    fn atom_cost(&self, cost: &[[u8; 6]], i: usize) -> u64 {
+        u64::from(cost[i][usize::from(self.pattern[i % self.period])])
+    }
+
+    /// The residue that should be slot 0: the least predictable one among those predicted in
+    /// time (a molecule's first atom, whose position does not follow from the atoms before), so
+    /// that the other slots refer only to atoms of the same repeat.
+    fn head(&self) -> usize {
+        let per_atom = |r: usize| self.sums[r][usize::from(self.pattern[r])];
+        let temporal = (0..self.period).filter(|&r| matches!(self.pattern[r], 0 | 1 | 5));
+        temporal
+            .max_by_key(|&r| per_atom(r))
+            .unwrap_or_else(|| (0..self.period).max_by_key(|&r| per_atom(r)).unwrap_or(0))
+    }
+}
+
+/// Chooses segments and predictors:
+/// 1. per window of atoms, the period whose best per-residue simple predictors cost least;
+/// 2. neighbouring windows of one period merged where one pattern serves both;
+/// 3. each boundary moved to the cheapest atom near it, on the next segment's first residue;
+/// 4. per slot of repeated segments, a robust least-squares linear predictor where it pays.
+fn choose_plan(base: &Quantized, cur: &Quantized, keyframe: bool) -> Vec<Segment> {
+    let n = cur.len();
+    let cols = Columns { base: [&base.x, &base.y, &base.z], cur: [&cur.x, &cur.y, &cur.z] };
+    let first = if keyframe { 2 } else { 0 };
+    // Approximate cost (summed bit widths over the axes) of every candidate for every atom; the
+    // per-block column is charged the better temporal one (refined per block below).
+    let mut cost: Vec<[u8; 6]> = vec![[0; 6]; n];
+    for (a, (&cur, &base)) in cols.cur.iter().zip(&cols.base).enumerate() {
+        let width = |v: i32| bit_width(zigzag(v)) as u8;
+        let (mut c1, mut c2, mut c3, mut t1) = (0i32, 0i32, 0i32, 0i32);
+        for (i, row) in cost.iter_mut().enumerate() {
+            let (c, t) = (cur[i], cur[i].wrapping_sub(base[i]));
+            row[0] += width(t);
+            row[1] += width(t.wrapping_sub(t1));
+            row[2] += width(c.wrapping_sub(c1));
+            row[3] += width(c.wrapping_sub(c2));
+            row[4] += width(c.wrapping_sub(c3));
+            if a == 2 {
+                row[BLOCK_COLUMN] = if keyframe { u8::MAX } else { row[0].min(row[1]) };
+            }
+            (c3, c2, c1, t1) = (c2, c1, c, t);
+        }
+    }
+
+    let mut runs: Vec<Run> = Vec::new();
+    let mut ws = 0;
+    while ws < n {
+        let we = (ws + WINDOW).min(n);
+        let mut best: Option<(u64, Run)> = None;
+        for p in 1..=MAX_PERIOD.min(we - ws) {
+            let mut run = Run { start: ws, end: we, period: p, sums: [[0; 6]; MAX_PERIOD], pattern: [0; MAX_PERIOD] };
+            let mut r = ws % p;
+            for c in &cost[ws..we] {
+                let row = &mut run.sums[r];
+                for k in 0..6 {
+                    row[k] += u64::from(c[k]);
+                }
+                r += 1;
+                if r == p {
+                    r = 0;
+                }
+            }
+            if p == 1 && !keyframe {
+                // The per-block choice, one block at a time.
+                run.sums[0][BLOCK_COLUMN] = cost[ws..we]
+                    .chunks(LANE_BLOCK)
+                    .map(|ch| {
+                        let t: u64 = ch.iter().map(|c| u64::from(c[0])).sum();
+                        let d: u64 = ch.iter().map(|c| u64::from(c[1])).sum();
+                        t.min(d) + 1
+                    })
+                    .sum();
+            } else {
+                for row in &mut run.sums {
+                    row[BLOCK_COLUMN] = u64::MAX / 16;
+                }
+            }
+            let (total, pattern) = run.best(None, first);
+            run.pattern = pattern;
+            let total = total + SLOT_PENALTY * p as u64;
+            if best.as_ref().is_none_or(|(b, _)| total < *b) {
+                best = Some((total, run));
+            }
+        }
+        let Some((_, run)) = best else { break };
+        match runs.last_mut() {
+            Some(last) if last.period == run.period => {
+                let (merged, pattern) = last.best(Some(&run), first);
+                let apart = last.best(None, first).0 + run.best(None, first).0 + SLOT_PENALTY * run.period as u64;
+                if merged <= apart {
+                    for (a, b) in last.sums.iter_mut().zip(&run.sums) {
+                        for (x, y) in a.iter_mut().zip(b) {
+                            *x = x.saturating_add(*y);
+                        }
+                    }
+                    last.pattern = pattern;
+                    last.end = run.end;
+                } else {
+                    runs.push(run);
+                }
+            }
+            _ => runs.push(run),
+        }
+        ws = we;
+    }
+
+    // Move each boundary to the cheapest split near it, on the next run's head residue.
+    for k in 1..runs.len() {
+        let (left, right) = runs.split_at_mut(k);
+        let (a, b) = (&mut left[k - 1], &mut right[0]);
+        let lo = (a.start + 1).max(a.end.saturating_sub(WINDOW));
+        let hi = b.end.min(a.end + WINDOW);
+        let head = b.head();
+        // Cost of the split at x: a's cost on lo..x plus b's on x..hi.
+        let mut best = (u64::MAX, a.end);
+        let mut acc: u64 = (lo..hi).map(|i| b.atom_cost(&cost, i)).sum();
+        for x in lo..hi {
+            if x % b.period == head % b.period && acc < best.0 {
+                best = (acc, x);
+            }
+            acc = acc + a.atom_cost(&cost, x) - b.atom_cost(&cost, x);
+        }
+        a.end = best.1;
+        b.start = best.1;
+    }
+
+    let mut plan = Vec::with_capacity(runs.len());
+    for run in &runs {
+        let p = run.period;
+        let mut seg = Segment {
+            len: run.end - run.start,
+            period: p,
+            slots: [Predictor::Temporal; MAX_PERIOD],
+            tables: [0; MAX_PERIOD],
+        };
+        for s in 0..p {
+            let k = usize::from(run.pattern[(run.start + s) % p]);
+            seg.slots[s] = if k == BLOCK_COLUMN { Predictor::Block } else { CANDIDATES[k] };
+        }
+        if p > 1 {
+            for s in 0..p {
+                refine_linear(&cols, run.start, &mut seg, s);
+            }
+        }
+        plan.push(seg);
+    }
+    plan
+}
+
+/// Least-squares weights (w2, w3) of `c[i] − c[i−1] ≈ w2·(c[i−2] − c[i−1]) + w3·(c[i−3] −
+/// c[i−1])` over `atoms` (all axes), with `w3 = 0` unless `both`. Robust: samples far larger
+/// than the typical one are left out, then samples the first fit predicts badly.
+fn fit_linear(cols: &Columns<'_>, atoms: impl Iterator<Item = usize>, both: bool) -> Option<(f64, f64)> {
+    let mut samples: Vec<[f64; 3]> = Vec::new();
+    for i in atoms.filter(|&i| i >= 3) {
+        for col in cols.cur {
+            let c1 = f64::from(col[i - 1]);
+            let v = if both { f64::from(col[i - 3]) - c1 } else { 0.0 };
+            samples.push([f64::from(col[i - 2]) - c1, v, f64::from(col[i]) - c1]);
+        }
+    }
+    if samples.is_empty() {
+        return None;
+    }
+    let median = |mut v: Vec<f64>| -> f64 {
+        let mid = v.len() / 2;
+        *v.select_nth_unstable_by(mid, f64::total_cmp).1
+    };
+    let solve = |keep: &dyn Fn(&[f64; 3]) -> bool| -> Option<(f64, f64)> {
+        let (mut uu, mut uv, mut vv, mut uy, mut vy) = (0f64, 0f64, 0f64, 0f64, 0f64);
+        for [u, v, y] in samples.iter().filter(|s| keep(s)) {
+            uu += u * u;
+            uv += u * v;
+            vv += v * v;
+            uy += u * y;
+            vy += v * y;
+        }
+        if !both {
+            return (uu > 0.0).then(|| (uy / uu, 0.0));
+        }
+        let det = uu * vv - uv * uv;
+        (det.abs() > 1e-9 * (uu * vv).max(1.0)).then(|| ((uy * vv - vy * uv) / det, (uu * vy - uv * uy) / det))
+    };
+    let scale = median(samples.iter().map(|s| s[0].abs().max(s[1].abs()).max(s[2].abs())).collect());
+    let bound = 8.0 * scale + 8.0;
+    let near = |s: &[f64; 3]| s[0].abs().max(s[1].abs()).max(s[2].abs()) <= bound;
+    let (w2, w3) = solve(&near)?;
+    let err = |s: &[f64; 3]| (s[2] - w2 * s[0] - w3 * s[1]).abs();
+    let typical = median(samples.iter().filter(|s| near(s)).map(err).collect());
+    solve(&|s| near(s) && err(s) <= 4.0 * typical + 4.0).or(Some((w2, w3)))
+}
+
+/// Replaces slot `s` of `seg` (starting at atom `start`) by a least-squares linear predictor
+/// over the atoms of its repeat before it, when that lowers its cost; and by the temporal one
+/// when a residual would not fit 31 bits.
+fn refine_linear(cols: &Columns<'_>, start: usize, seg: &mut Segment, s: usize) {
+    let lane = || (start + s..start + seg.len).step_by(seg.period);
+    let cost = |p: Predictor| -> (u64, bool) {
+        let mut bits = 0u64;
+        let mut fits = true;
+        for i in lane() {
+            for a in 0..3 {
+                let wdt = bit_width(cols.residual(p, a, i));
+                fits &= wdt <= 31;
+                bits += u64::from(wdt);
+            }
+        }
+        (bits, fits)
+    };
+    let current = seg.slots[s];
+    // Per-block slots are costed as their better mode per block, which this does not model:
+    // leave them alone.
+    if current == Predictor::Block {
+        return;
+    }
+    let (mut best_bits, fits) = cost(current);
+    if !fits {
+        seg.slots[s] = Predictor::Temporal;
+        best_bits = cost(Predictor::Temporal).0;
+    }
+    if s < 2 {
+        return;
+    }
+    let q = |w: f64| (w * 65536.0).round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32;
+    if let Some((w2, w3)) = fit_linear(cols, lane(), s >= 3) {
+        let cand = Predictor::Linear { w2: q(w2), w3: q(w3) };
+        let (bits, fits) = cost(cand);
+        if fits && bits + SLOT_PENALTY < best_bits {
+            seg.slots[s] = cand;
+        }
+    }
+}
+
+/// Final zigzag residuals in atom order and the per-block mode bits, lane by lane.
+struct Residuals {
+    zz: Vec<[u32; 3]>,
+    modes: Vec<bool>,
+}
+
+impl Residuals {
+    fn new(base: &Quantized, cur: &Quantized, plan: &[Segment]) -> Self {
+        let n = cur.len();
+        let cols = Columns { base: [&base.x, &base.y, &base.z], cur: [&cur.x, &cur.y, &cur.z] };
+        let mut zz = vec![[0u32; 3]; n];
+        let mut modes = Vec::new();
+        let mut start = 0;
+        for seg in plan {
+            for s in 0..seg.period {
+                let lane: Vec<usize> = (start + s..start + seg.len).step_by(seg.period).collect();
+                match seg.slots[s] {
+                    Predictor::Block => {
+                        for chunk in lane.chunks(LANE_BLOCK) {
+                            let mut or = [[0u32; 3]; 2];
+                            for &i in chunk {
+                                for a in 0..3 {
+                                    or[0][a] |= cols.residual(Predictor::Temporal, a, i);
+                                    or[1][a] |= cols.residual(Predictor::TemporalDiff, a, i);
+                                }
+                            }
+                            let width = |o: &[u32; 3]| o.iter().map(|&v| bit_width(v)).sum::<u32>();
+                            let mode = width(&or[1]) < width(&or[0]);
+                            modes.push(mode);
+                            let p = if mode { Predictor::TemporalDiff } else { Predictor::Temporal };
+                            for &i in chunk {
+                                zz[i] = [0, 1, 2].map(|a| cols.residual(p, a, i));
+                            }
+                        }
+                    }
+                    p => {
+                        for &i in &lane {
+                            zz[i] = [0, 1, 2].map(|a| cols.residual(p, a, i));
+                        }
+                    }
+                }
+            }
+            start += seg.len;
+        }
+        Self { zz, modes }
+    }
+}
+
+fn write_plan(plan: &[Segment], entropy: bool, w: &mut Writer) {
+    w.varint(plan.len() as u64);
+    for seg in plan {
+        seg.write(entropy, w);
+    }
+}
+
+/// Bytes of `v` as a varint.
+fn varint_len(v: u64) -> usize {
+    (bit_width_u64(v).max(1) as usize).div_ceil(7)
+}
+
+fn bit_width_u64(v: u64) -> u32 {
+    64 - v.leading_zeros()
+}
+
+/// The product of three ranges, `None` past 2^32 (the largest a radix block allows).
+fn range_product(r: [u64; 3]) -> Option<u64> {
+    r.iter().try_fold(1u64, |p, &v| p.checked_mul(v)).filter(|&p| p <= 1 << 32)
+}
+
+/// Bit width of a mixed-radix number with ranges `r` (product at most 2^32).
+fn radix_width(r: [u32; 3]) -> u32 {
+    bit_width_u64(range_product(r.map(u64::from)).unwrap_or(1 << 32).saturating_sub(1))
+}
+
+/// Writes the smaller of codings 3 and 1: the bits coding's block headers are a byte shorter,
+/// so it wins where radix blocks save less than that.
+fn write_fast(plan: &[Segment], res: &Residuals, w: &mut Writer) {
+    let start = w.buf.len();
+    if !write_packed(plan, res, Coding::Packed, w) {
+        w.buf.truncate(start);
+        write_packed(plan, res, Coding::Bits, w);
+        return;
+    }
+    let mut bits = Writer::with_capacity(w.buf.len() - start);
+    write_packed(plan, res, Coding::Bits, &mut bits);
+    if bits.buf.len() < w.buf.len() - start {
+        w.buf.truncate(start);
+        w.buf.extend_from_slice(&bits.buf);
+    }
+}
+
+/// Writes a payload in coding 1 or 3; returns whether a radix block was used.
+fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Writer) -> bool {
+    w.u8(coding as u8);
+    write_plan(plan, false, w);
+    let mut modes = res.modes.iter();
+    let mut start = 0;
+    let mut block = [[0u32; BLOCK]; 3];
+    let mut joint = [0u32; BLOCK];
+    let mut radix_used = false;
+    for seg in plan {
+        for s in 0..seg.period {
+            let lane: Vec<usize> = (start + s..start + seg.len).step_by(seg.period).collect();
+            let mut last: Option<[u32; 3]> = None;
+            for chunk in lane.chunks(LANE_BLOCK) {
+                let mut max = [0u32; 3];
+                for a in 0..3 {
+                    for (k, slot) in block[a].iter_mut().enumerate() {
+                        *slot = chunk.get(k).map_or(0, |&i| res.zz[i][a]);
+                        max[a] = max[a].max(*slot);
+                    }
+                }
+                let widths = max.map(bit_width);
+                debug_assert!(widths.iter().all(|&v| v <= 31), "quantized values beyond Q_LIMIT");
+                let widths = widths.map(|v| v.min(31));
+                let mode = seg.slots[s] == Predictor::Block && modes.next().copied().unwrap_or(false);
+                if coding == Coding::Bits {
+                    w.u16((widths[0] | widths[1] << 5 | widths[2] << 10 | u32::from(mode) << 15) as u16);
+                    for a in 0..3 {
+                        w.pack_block(&block[a], widths[a]);
+                    }
+                    continue;
+                }
+                // Bit-packed (3-byte header), the previous ranges again (1 byte), or new ranges (1
+                // byte and three varints, paid once for the blocks that repeat them). Radix blocks
+                // decode slower, so they are taken only when their data saves more than 1/12.
+                let bits_bytes = 3 + 4 * widths.iter().sum::<u32>() as usize;
+                let ranges = max.map(|m| u64::from(m) + 1);
+                let fresh = range_product(ranges).map(|_| ranges.map(|v| v as u32));
+                let repeat = last.filter(|r| (0..3).all(|a| max[a] < r[a]));
+                let data = |r: [u32; 3]| 1 + 4 * radix_width(r) as usize;
+                let header = |r: [u32; 3]| r.iter().map(|&v| varint_len(u64::from(v - 1))).sum::<usize>();
+                let radix = match (fresh, repeat) {
+                    (Some(f), Some(r)) => Some(if data(f) + header(f) < data(r) { (1u8, f) } else { (2, r) }),
+                    (Some(f), None) => Some((1, f)),
+                    (None, Some(r)) => Some((2, r)),
+                    (None, None) => None,
+                };
+                let (kind, r) = match radix {
+                    Some((kind, r)) if data(r) * 12 < bits_bytes * 11 => (kind, r),
+                    _ => (0, [0; 3]),
+                };
+                w.u8(u8::from(mode) << 7 | kind);
+                match kind {
+                    0 => {
+                        w.u16((widths[0] | widths[1] << 5 | widths[2] << 10) as u16);
+                        for a in 0..3 {
+                            w.pack_block(&block[a], widths[a]);
+                        }
+                    }
+                    _ => {
+                        radix_used = true;
+                        if kind == 1 {
+                            for v in r {
+                                w.varint(u64::from(v - 1));
+                            }
+                            last = Some(r);
+                        }
+                        for (k, j) in joint.iter_mut().enumerate() {
+                            *j = block[0][k] + r[0] * (block[1][k] + r[1] * block[2][k]);
+                        }
+                        w.pack_block(&joint, radix_width(r));
+                    }
+                }
+            }
+        }
+        start += seg.len;
+    }
+    radix_used
+}
+
+fn write_entropy(plan: &mut [Segment], res: &Residuals, w: &mut Writer) {
+    // One table per distinct (period, slot predictors, residue) of the segments.
+    let mut keys: Vec<(usize, [Predictor; MAX_PERIOD], usize)> = Vec::new();
+    let mut start = 0;
+    for seg in plan.iter_mut() {
+        for s in 0..seg.period {
+            let key = (seg.period, seg.slots, (start + s) % seg.period);
+            let id = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                keys.push(key);
+                keys.len() - 1
+            });
+            seg.tables[s] = id.min(MAX_TABLES - 1) as u8;
+        }
+        start += seg.len;
+    }
+    let ntables = keys.len().clamp(1, MAX_TABLES);
+    let n = res.zz.len();
+    let mut table_of = Vec::with_capacity(n);
+    for seg in plan.iter() {
+        for j in 0..seg.len {
+            table_of.push(seg.tables[j % seg.period]);
+        }
+    }
+    let mut counts = vec![[0u64; TOKENS]; ntables];
+    for (z, &t) in res.zz.iter().zip(&table_of) {
+        for &v in z {
+            counts[usize::from(t)][usize::from(token(v).0)] += 1;
+        }
+    }
+    let freqs: Vec<[u32; TOKENS]> = counts.iter().map(normalize).collect();
+    let enc: Vec<EncTable> = freqs.iter().map(EncTable::new).collect();
+
+    w.u8(Coding::Entropy as u8);
+    w.u8(ntables as u8);
+    for f in &freqs {
+        write_table(f, w);
+    }
+    write_plan(plan, true, w);
+    let mut bitmap = vec![0u8; res.modes.len().div_ceil(8)];
+    for (k, &m) in res.modes.iter().enumerate() {
+        bitmap[k / 8] |= u8::from(m) << (k % 8);
+    }
+    w.buf.extend_from_slice(&bitmap);
+    let mut rans = RansEncoder::new();
+    for (z, &t) in res.zz.iter().zip(&table_of).rev() {
+        for a in (0..3).rev() {
+            rans.put(a, &enc[usize::from(t)], token(z[a]).0);
+        }
+    }
+    rans.finish(w);
+    let mut raw = BitWriter::default();
+    for z in &res.zz {
+        for &v in z {
+            let (_, e, x) = token(v);
+            raw.put(x, e);
+        }
+    }
+    let raw = raw.finish();
+    w.varint(raw.len() as u64);
+    w.buf.extend_from_slice(&raw);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoder
+// ---------------------------------------------------------------------------------------------
+
+/// Checks that `payload` is a well-formed payload of `n` atoms: a known coding, a plan covering
+/// exactly `n` atoms, valid tables, and every block and stream present. Run before any state
+/// changes; [`apply_delta`] cannot fail on a payload this accepted.
 pub fn validate_delta(payload: &[u8], n: usize) -> Result<(), CodecError> {
     let mut r = Reader::new(payload);
-    for _ in 0..n.div_ceil(BLOCK) {
-        let h = u32::from(r.u16()?);
-        let bytes = 4 * ((h & 31) + (h >> 5 & 31) + (h >> 10 & 31)) as usize;
-        r.take(bytes)?;
+    let coding = Coding::from_u8(r.u8()?)?;
+    let ntables = if coding == Coding::Entropy {
+        let t = usize::from(r.u8()?);
+        if t == 0 || t > MAX_TABLES {
+            return Err(CodecError::Corrupt("entropy table count out of range"));
+        }
+        for _ in 0..t {
+            check_table(&mut r)?;
+        }
+        t
+    } else {
+        0
+    };
+    let segments = read_plan_len(&mut r, n)?;
+    let mut plan = r.clone();
+    let block_bits = skip_plan(&mut r, segments, n, ntables)?;
+    let mut left = n;
+    for _ in 0..segments {
+        let seg = Segment::read(&mut plan, left, ntables)?;
+        left -= seg.len;
+        for s in 0..seg.period {
+            let blocks = seg.lane_len(s).div_ceil(LANE_BLOCK);
+            let per_block = seg.slots[s] == Predictor::Block;
+            if coding == Coding::Entropy {
+                continue;
+            }
+            let mut last = None;
+            for _ in 0..blocks {
+                if skip_lane_block(&mut r, coding, &mut last)? && !per_block {
+                    return Err(CodecError::Corrupt("mode bit on a slot without per-block modes"));
+                }
+            }
+        }
+    }
+    if coding == Coding::Entropy {
+        r.take(block_bits.div_ceil(8))?;
+        RansDecoder::new(&mut r)?;
+        let raw = r.count(r.remaining())?;
+        r.take(raw)?;
     }
     if r.remaining() != 0 {
         return Err(CodecError::Corrupt("bytes after the last position block"));
@@ -147,6 +945,68 @@ pub fn validate_delta(payload: &[u8], n: usize) -> Result<(), CodecError> {
     Ok(())
 }
 
+/// One segment of a payload's plan, as [`describe_delta`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Atoms in the segment.
+    pub len: usize,
+    /// Repeat period.
+    pub period: usize,
+    /// Predictor of each slot.
+    pub slots: Vec<Predictor>,
+}
+
+/// The coding and plan of a payload of `n` atoms (for tools and tests; allocates).
+pub fn describe_delta(payload: &[u8], n: usize) -> Result<(Coding, Vec<SegmentInfo>), CodecError> {
+    validate_delta(payload, n)?;
+    let mut r = Reader::new(payload);
+    let coding = Coding::from_u8(r.u8()?)?;
+    let mut ntables = 0;
+    if coding == Coding::Entropy {
+        ntables = usize::from(r.u8()?);
+        for _ in 0..ntables {
+            check_table(&mut r)?;
+        }
+    }
+    let segments = read_plan_len(&mut r, n)?;
+    let mut left = n;
+    let mut out = Vec::with_capacity(segments);
+    for _ in 0..segments {
+        let seg = Segment::read(&mut r, left, ntables)?;
+        left -= seg.len;
+        out.push(SegmentInfo { len: seg.len, period: seg.period, slots: seg.slots[..seg.period].to_vec() });
+    }
+    Ok((coding, out))
+}
+
+/// Reads the segment count: at most `n`, and 0 exactly when `n` is 0.
+fn read_plan_len(r: &mut Reader<'_>, n: usize) -> Result<usize, CodecError> {
+    let segments = r.count(n)?;
+    if (segments == 0) != (n == 0) {
+        return Err(CodecError::Corrupt("position plan does not cover the atoms"));
+    }
+    Ok(segments)
+}
+
+/// Steps over `segments` segments, checking they cover exactly `n` atoms; returns the number
+/// of per-block mode bits they need.
+fn skip_plan(r: &mut Reader<'_>, segments: usize, n: usize, tables: usize) -> Result<usize, CodecError> {
+    let mut left = n;
+    let mut block_bits = 0;
+    for _ in 0..segments {
+        let seg = Segment::read(r, left, tables)?;
+        for s in 0..seg.period {
+            if seg.slots[s] == Predictor::Block {
+                block_bits += seg.lane_len(s).div_ceil(LANE_BLOCK);
+            }
+        }
+        left -= seg.len;
+    }
+    if left != 0 {
+        return Err(CodecError::Corrupt("position plan does not cover the atoms"));
+    }
+    Ok(block_bits)
+}
 /// Where decoded positions go.
 pub trait PositionSink {
     /// Number of atoms the sink holds.
@@ -179,9 +1039,9 @@ impl PositionSink for [Vec3] {
     }
 }
 
-/// Applies a validated delta payload to `state` and writes the dequantized positions to
-/// `out` in the same pass. Call [`validate_delta`] first: on a payload it accepted this cannot
-/// fail; on anything else it returns an error (possibly after partial application).
+/// Applies a validated payload to `state` and writes the dequantized positions to `out` in the
+/// same pass. Call [`validate_delta`] first: on a payload it accepted this cannot fail; on
+/// anything else it returns an error (possibly after partial application).
 pub fn apply_delta<S: PositionSink + ?Sized>(
     payload: &[u8],
     state: &mut Quantized,
@@ -189,52 +1049,557 @@ pub fn apply_delta<S: PositionSink + ?Sized>(
     out: &mut S,
 ) -> Result<(), CodecError> {
     let n = state.len();
-    if out.len() < n {
-        return Err(CodecError::AtomCount { expected: u32::try_from(n).unwrap_or(u32::MAX), got: 0 });
+    if out.len() < n || state.y.len() != n || state.z.len() != n {
+        return Err(CodecError::AtomCount {
+            expected: u32::try_from(n).unwrap_or(u32::MAX),
+            got: u32::try_from(out.len()).unwrap_or(u32::MAX),
+        });
     }
     let (s, _) = step(precision);
     let mut r = Reader::new(payload);
-    let mut last_t = [0i32; 3];
-    let mut raw = [[0u32; BLOCK]; 3];
+    let Quantized { x, y, z } = state;
+    let mut cols: [&mut [i32]; 3] = [x, y, z];
+    match Coding::from_u8(r.u8()?)? {
+        c @ (Coding::Bits | Coding::Packed) => apply_packed(r, c, &mut cols, s, out),
+        Coding::Entropy => apply_entropy(r, &mut cols, s, out),
+    }
+}
+
+/// Dequantizes atom `i` into `out`.
+#[inline]
+fn emit<S: PositionSink + ?Sized>(out: &mut S, i: usize, v: [i32; 3], s: f32) {
+    #[allow(clippy::cast_precision_loss)]
+    out.set(i, [v[0] as f32 * s, v[1] as f32 * s, v[2] as f32 * s]);
+}
+
+/// Residuals of up to 32 repeats of a segment: per slot, per axis, zigzag values.
+type Group = [[[u32; BLOCK]; 3]; MAX_PERIOD];
+
+/// Working arrays of the slot-by-slot path, per slot and axis: positions and motion (made once
+/// per payload: they are every group's first writes, so never read stale).
+struct Scratch {
+    vals: [[[i32; BLOCK]; 3]; MAX_PERIOD],
+    motion: [[[i32; BLOCK]; 3]; MAX_PERIOD],
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self { vals: [[[0; BLOCK]; 3]; MAX_PERIOD], motion: [[[0; BLOCK]; 3]; MAX_PERIOD] }
+    }
+}
+
+/// Whether a period-1 segment with predictor `p` takes the block fast path.
+fn temporal_only(seg: &Segment) -> bool {
+    seg.period == 1 && matches!(seg.slots[0], Predictor::Temporal | Predictor::TemporalDiff | Predictor::Block)
+}
+
+/// The predictor of slot `s` for a block whose mode bit is `mode`.
+#[inline]
+fn resolve(p: Predictor, mode: bool) -> Predictor {
+    match p {
+        Predictor::Block if mode => Predictor::TemporalDiff,
+        Predictor::Block => Predictor::Temporal,
+        p => p,
+    }
+}
+
+/// How a lane block's residuals are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// Per axis, 32 values bit-packed at these widths (0–31).
+    Bits([u32; 3]),
+    /// Per atom one value `zx + Rx·(zy + Ry·zz)`, bit-packed at [`radix_width`] of these ranges.
+    Radix([u32; 3]),
+}
+
+impl Shape {
+    /// Bytes of packed data after the header.
+    fn data_len(self) -> usize {
+        match self {
+            Self::Bits(w) => 4 * (w[0] + w[1] + w[2]) as usize,
+            Self::Radix(r) => 4 * radix_width(r) as usize,
+        }
+    }
+}
+
+/// Reads a lane block header: its mode bit and shape. `last` holds the lane's last radix ranges.
+#[inline(always)]
+fn read_header(
+    lane: &mut Reader<'_>,
+    coding: Coding,
+    last: &mut Option<[u32; 3]>,
+) -> Result<(bool, Shape), CodecError> {
+    if coding == Coding::Bits {
+        let h = u32::from(lane.u16()?);
+        return Ok((h >> 15 == 1, Shape::Bits([h & 31, h >> 5 & 31, h >> 10 & 31])));
+    }
+    let h = lane.u8()?;
+    let shape = match h & 0x7f {
+        0 => {
+            let v = u32::from(lane.u16()?);
+            if v >> 15 != 0 {
+                return Err(CodecError::Corrupt("bit 15 of a block's widths is set"));
+            }
+            Shape::Bits([v & 31, v >> 5 & 31, v >> 10 & 31])
+        }
+        1 => {
+            let mut r = [0u32; 3];
+            for x in &mut r {
+                let v = lane.varint()?;
+                *x = v
+                    .checked_add(1)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or(CodecError::Corrupt("radix range above 2^32 - 1"))?;
+            }
+            if range_product(r.map(u64::from)).is_none() {
+                return Err(CodecError::Corrupt("radix ranges multiply past 2^32"));
+            }
+            *last = Some(r);
+            Shape::Radix(r)
+        }
+        2 => Shape::Radix(last.ok_or(CodecError::Corrupt("radix block repeats no earlier one"))?),
+        _ => return Err(CodecError::Corrupt("unknown position block kind")),
+    };
+    Ok((h >> 7 == 1, shape))
+}
+
+/// Division of 32-bit numbers by a fixed divisor through one 64×64→128-bit multiplication
+/// (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019; exact for every
+/// 32-bit numerator and divisor).
+#[derive(Clone, Copy)]
+struct Divider {
+    d: u32,
+    m: u64,
+}
+
+impl Divider {
+    fn new(d: u32) -> Self {
+        Self { d, m: if d > 1 { (u64::MAX / u64::from(d)).wrapping_add(1) } else { 0 } }
+    }
+
+    /// `(n / d, n % d)`.
+    #[inline(always)]
+    fn div_rem(self, n: u32) -> (u32, u32) {
+        if self.d <= 1 {
+            return (n, 0);
+        }
+        let q = ((u128::from(self.m) * u128::from(n)) >> 64) as u32;
+        (q, n.wrapping_sub(q.wrapping_mul(self.d)))
+    }
+}
+
+/// Reads one lane block into `raw` (per axis, zigzag residuals); returns the mode bit.
+#[inline]
+fn read_lane_block(
+    lane: &mut Reader<'_>,
+    coding: Coding,
+    last: &mut Option<[u32; 3]>,
+    raw: &mut [[u32; BLOCK]; 3],
+) -> Result<bool, CodecError> {
+    let (mode, shape) = read_header(lane, coding, last)?;
+    match shape {
+        Shape::Bits(widths) => {
+            for (raw, w) in raw.iter_mut().zip(widths) {
+                if w == 0 {
+                    *raw = [0; BLOCK];
+                } else {
+                    let rest = lane.rest();
+                    lane.take(4 * w as usize)?;
+                    unpack(rest, w, raw);
+                }
+            }
+        }
+        Shape::Radix(r) => {
+            let w = radix_width(r);
+            let mut joint = [0u32; BLOCK];
+            if w > 0 {
+                let rest = lane.rest();
+                lane.take(4 * w as usize)?;
+                unpack(rest, w, &mut joint);
+            }
+            let (dx, dy) = (Divider::new(r[0]), Divider::new(r[1]));
+            let [x, y, z] = raw;
+            for (k, &v) in joint.iter().enumerate() {
+                let (q, rx) = dx.div_rem(v);
+                let (qz, ry) = dy.div_rem(q);
+                (x[k], y[k], z[k]) = (rx, ry, qz);
+            }
+        }
+    }
+    Ok(mode)
+}
+
+/// Steps over one lane block.
+#[inline]
+fn skip_lane_block(r: &mut Reader<'_>, coding: Coding, last: &mut Option<[u32; 3]>) -> Result<bool, CodecError> {
+    let (mode, shape) = read_header(r, coding, last)?;
+    r.take(shape.data_len())?;
+    Ok(mode)
+}
+
+fn apply_packed<S: PositionSink + ?Sized>(
+    mut r: Reader<'_>,
+    coding: Coding,
+    cols: &mut [&mut [i32]; 3],
+    step: f32,
+    out: &mut S,
+) -> Result<(), CodecError> {
+    let n = cols[0].len();
+    let segments = read_plan_len(&mut r, n)?;
+    let mut plan = r.clone();
+    skip_plan(&mut r, segments, n, 0)?;
+    let mut data = r;
     let mut start = 0;
-    while start < n {
-        let m = (n - start).min(BLOCK);
-        let h = u32::from(r.u16()?);
-        let widths = [h & 31, h >> 5 & 31, h >> 10 & 31];
+    let mut t_prev = [0i32; 3];
+    let mut buf: Group = [[[0; BLOCK]; 3]; MAX_PERIOD];
+    let mut scratch = Scratch::new();
+    for _ in 0..segments {
+        let seg = Segment::read(&mut plan, n - start, 0)?;
+        let mut lanes: [Reader<'_>; MAX_PERIOD] = core::array::from_fn(|_| data.clone());
+        // Each lane starts where the one before ends; the last lane's end (found by decoding
+        // it) is where the next segment starts.
+        for (s, lane) in lanes.iter_mut().enumerate().take(seg.period) {
+            *lane = data.clone();
+            if s + 1 < seg.period {
+                let mut last = None;
+                for _ in 0..seg.lane_len(s).div_ceil(LANE_BLOCK) {
+                    skip_lane_block(&mut data, coding, &mut last)?;
+                }
+            }
+        }
+        let mut lasts = [None; MAX_PERIOD];
+        let reps = seg.len.div_ceil(seg.period);
+        let fast = causal(&seg);
+        let mut preds = seg.slots;
+        let mut g = 0;
+        while g < reps {
+            for s in 0..seg.period.min(seg.len - g * seg.period) {
+                let mode = read_lane_block(&mut lanes[s], coding, &mut lasts[s], &mut buf[s])?;
+                preds[s] = resolve(seg.slots[s], mode);
+            }
+            let m = (reps - g).min(BLOCK);
+            if temporal_only(&seg) {
+                temporal_block(&buf[0], preds[0], start + g, m, cols, &mut t_prev, step, out);
+            } else if fast {
+                group_slots(&mut scratch, &buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
+            } else {
+                group(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
+            }
+            g += m;
+        }
+        data = lanes[seg.period - 1].clone();
+        start += seg.len;
+    }
+    Ok(())
+}
+
+/// Fast path: `m` atoms from `at` predicted in time (temporal or temporal difference).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn temporal_block<S: PositionSink + ?Sized>(
+    raw: &[[u32; BLOCK]; 3],
+    pred: Predictor,
+    at: usize,
+    m: usize,
+    cols: &mut [&mut [i32]; 3],
+    t_prev: &mut [i32; 3],
+    step: f32,
+    out: &mut S,
+) {
+    let mut vals = [[0i32; BLOCK]; 3];
+    let diff = pred == Predictor::TemporalDiff;
+    for a in 0..3 {
+        let q = &mut cols[a][at..at + m];
+        let v = &mut vals[a];
+        if diff {
+            let mut t = t_prev[a];
+            for k in 0..m {
+                t = t.wrapping_add(unzigzag(raw[a][k]));
+                q[k] = q[k].wrapping_add(t);
+                v[k] = q[k];
+            }
+            t_prev[a] = t;
+        } else {
+            for k in 0..m {
+                q[k] = q[k].wrapping_add(unzigzag(raw[a][k]));
+                v[k] = q[k];
+            }
+            t_prev[a] = unzigzag(raw[a][m - 1]);
+        }
+    }
+    for k in 0..m {
+        emit(out, at + k, [vals[0][k], vals[1][k], vals[2][k]], step);
+    }
+}
+
+/// Decodes atom `i` on one axis from its residual `r`; `t_prev` is the motion of the atom
+/// before on that axis and becomes this one's.
+#[inline(always)]
+fn decode_axis(col: &mut [i32], i: usize, p: Predictor, r: i32, t_prev: &mut i32) -> i32 {
+    let b = col[i];
+    let c = match p {
+        Predictor::Temporal | Predictor::Block => b.wrapping_add(r),
+        Predictor::TemporalDiff => b.wrapping_add(t_prev.wrapping_add(r)),
+        Predictor::Linear { w2, w3 } => {
+            let pred = if i >= 3 {
+                linear(col[i - 1], col[i - 2], col[i - 3], w2, w3)
+            } else {
+                linear(back(col, i, 1), back(col, i, 2), back(col, i, 3), w2, w3)
+            };
+            pred.wrapping_add(r)
+        }
+    };
+    col[i] = c;
+    *t_prev = c.wrapping_sub(b);
+    c
+}
+
+/// Whether every slot of a repeated segment refers only to earlier atoms of its own repeat, so
+/// that it can be decoded slot by slot: slot 0 temporal; a temporal difference or per-block slot
+/// not first and after a temporal one (whose motion the fast path keeps); a linear one using
+/// `c[i−2]` only from slot 2 and `c[i−3]` only from slot 3.
+fn causal(seg: &Segment) -> bool {
+    let temporal = |p: Predictor| matches!(p, Predictor::Temporal | Predictor::TemporalDiff | Predictor::Block);
+    seg.period > 1
+        && seg.slots[0] == Predictor::Temporal
+        && (1..seg.period).all(|s| match seg.slots[s] {
+            Predictor::Temporal => true,
+            Predictor::TemporalDiff | Predictor::Block => temporal(seg.slots[s - 1]),
+            Predictor::Linear { w2, w3 } => (w2 == 0 || s >= 2) && (w3 == 0 || s >= 3),
+        })
+}
+
+/// Fast path for a causal segment: repeats `g..g + m`. Per slot, the base values of temporal
+/// slots are gathered, then each slot's new values are computed for all 32 repeats at once from
+/// the residuals and the slots before it (fixed-length loops over small arrays, which the
+/// compiler vectorises; entries past the group's end are computed and ignored), then one pass
+/// in atom order stores the values and writes the output.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn group_slots<S: PositionSink + ?Sized>(
+    scratch: &mut Scratch,
+    buf: &Group,
+    preds: &[Predictor; MAX_PERIOD],
+    seg: &Segment,
+    start: usize,
+    g: usize,
+    m: usize,
+    cols: &mut [&mut [i32]; 3],
+    t_prev: &mut [i32; 3],
+    step: f32,
+    out: &mut S,
+) {
+    let p = seg.period;
+    let first = start + g * p;
+    let end = (first + m * p).min(start + seg.len);
+    let last_base = [cols[0][end - 1], cols[1][end - 1], cols[2][end - 1]];
+    let Scratch { vals, motion } = scratch;
+    for s in 0..p.min(end - first) {
+        let (done, rest) = vals.split_at_mut(s);
+        let (moved, rest_t) = motion.split_at_mut(s);
         for a in 0..3 {
-            let w = widths[a];
-            if w == 0 {
-                raw[a] = [0; BLOCK];
-            } else {
-                unpack(r.take(4 * w as usize)?, w, &mut raw[a]);
+            let (r, v, t) = (&buf[s][a], &mut rest[0][a], &mut rest_t[0][a]);
+            match preds[s] {
+                Predictor::Temporal | Predictor::Block => {
+                    for (v, &b) in v.iter_mut().zip(cols[a][first + s..end].iter().step_by(p)) {
+                        *v = b;
+                    }
+                    for k in 0..BLOCK {
+                        let d = unzigzag(r[k]);
+                        t[k] = d;
+                        v[k] = v[k].wrapping_add(d);
+                    }
+                }
+                Predictor::TemporalDiff => {
+                    for (v, &b) in v.iter_mut().zip(cols[a][first + s..end].iter().step_by(p)) {
+                        *v = b;
+                    }
+                    let prev = &moved[s - 1][a];
+                    for k in 0..BLOCK {
+                        let d = prev[k].wrapping_add(unzigzag(r[k]));
+                        t[k] = d;
+                        v[k] = v[k].wrapping_add(d);
+                    }
+                }
+                Predictor::Linear { w2: 0, w3: 0 } => {
+                    let c1 = &done[s - 1][a];
+                    for k in 0..BLOCK {
+                        v[k] = c1[k].wrapping_add(unzigzag(r[k]));
+                    }
+                }
+                Predictor::Linear { w2, w3: 0 } => {
+                    let (c1, c2) = (&done[s - 1][a], &done[s.saturating_sub(2)][a]);
+                    for k in 0..BLOCK {
+                        v[k] = linear(c1[k], c2[k], c1[k], w2, 0).wrapping_add(unzigzag(r[k]));
+                    }
+                }
+                Predictor::Linear { w2, w3 } => {
+                    // Causal: slot s ≥ 1, and a weight is zero where its atom is not in the repeat.
+                    let c1 = &done[s - 1][a];
+                    let c2 = &done[s.saturating_sub(2)][a];
+                    let c3 = &done[s.saturating_sub(3)][a];
+                    for k in 0..BLOCK {
+                        v[k] = linear(c1[k], c2[k], c3[k], w2, w3).wrapping_add(unzigzag(r[k]));
+                    }
+                }
             }
         }
-        let qs = [&mut state.x[start..start + m], &mut state.y[start..start + m], &mut state.z[start..start + m]];
-        let mut cols: [[i32; BLOCK]; 3] = [[0; BLOCK]; 3];
-        for (a, q) in qs.into_iter().enumerate() {
-            let col = &mut cols[a];
-            if h >> 15 == 1 {
-                let mut t = last_t[a];
-                for k in 0..m {
-                    t = t.wrapping_add(unzigzag(raw[a][k]));
-                    q[k] = q[k].wrapping_add(t);
-                    col[k] = q[k];
-                }
-                last_t[a] = t;
-            } else {
-                for k in 0..m {
-                    let t = unzigzag(raw[a][k]);
-                    q[k] = q[k].wrapping_add(t);
-                    col[k] = q[k];
-                }
-                last_t[a] = unzigzag(raw[a][m - 1]);
+    }
+    let [x, y, z] = cols;
+    let rows = x[first..end].chunks_mut(p).zip(y[first..end].chunks_mut(p)).zip(z[first..end].chunks_mut(p));
+    let mut i = first;
+    for (k, ((cx, cy), cz)) in rows.enumerate() {
+        for (s, ((qx, qy), qz)) in cx.iter_mut().zip(cy.iter_mut()).zip(cz.iter_mut()).enumerate() {
+            let v = [vals[s][0][k], vals[s][1][k], vals[s][2][k]];
+            (*qx, *qy, *qz) = (v[0], v[1], v[2]);
+            emit(out, i, v, step);
+            i += 1;
+        }
+    }
+    for a in 0..3 {
+        t_prev[a] = cols[a][end - 1].wrapping_sub(last_base[a]);
+    }
+}
+
+/// General path: repeats `g..g + m` of a segment starting at atom `start`, in atom order.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn group<S: PositionSink + ?Sized>(
+    buf: &Group,
+    preds: &[Predictor; MAX_PERIOD],
+    seg: &Segment,
+    start: usize,
+    g: usize,
+    m: usize,
+    cols: &mut [&mut [i32]; 3],
+    t_prev: &mut [i32; 3],
+    step: f32,
+    out: &mut S,
+) {
+    let p = seg.period;
+    let [x, y, z] = cols;
+    let [tx, ty, tz] = t_prev;
+    for k in 0..m {
+        let rep = g + k;
+        let first = start + rep * p;
+        for s in 0..p.min(seg.len - rep * p) {
+            let i = first + s;
+            let pred = preds[s];
+            let v = [
+                decode_axis(x, i, pred, unzigzag(buf[s][0][k]), tx),
+                decode_axis(y, i, pred, unzigzag(buf[s][1][k]), ty),
+                decode_axis(z, i, pred, unzigzag(buf[s][2][k]), tz),
+            ];
+            emit(out, i, v, step);
+        }
+    }
+}
+
+/// The value of token `t`, its extra bits (if any) read from `raw`.
+#[inline(always)]
+fn token_value(t: u32, raw: &mut BitReader<'_>) -> u32 {
+    let t = (t as usize) & (TOKENS - 1);
+    TOKEN_BASE[t].wrapping_add(raw.get(u32::from(TOKEN_EXTRA[t])))
+}
+
+fn apply_entropy<S: PositionSink + ?Sized>(
+    mut r: Reader<'_>,
+    cols: &mut [&mut [i32]; 3],
+    step: f32,
+    out: &mut S,
+) -> Result<(), CodecError> {
+    let n = cols[0].len();
+    let ntables = usize::from(r.u8()?);
+    if ntables == 0 || ntables > MAX_TABLES {
+        return Err(CodecError::Corrupt("entropy table count out of range"));
+    }
+    // The one allocation of a delta decode: at most MAX_TABLES × 8 KiB.
+    let mut tables = vec![DecTable::default(); ntables];
+    for table in &mut tables {
+        table.read(&mut r)?;
+    }
+    let segments = read_plan_len(&mut r, n)?;
+    let mut plan = r.clone();
+    let block_bits = skip_plan(&mut r, segments, n, ntables)?;
+    let bitmap = r.take(block_bits.div_ceil(8))?;
+    let mut rans = RansDecoder::new(&mut r)?;
+    let raw_len = r.count(r.remaining())?;
+    let mut raw = BitReader::new(r.take(raw_len)?);
+    let mut start = 0;
+    let mut bit_base = 0;
+    let mut t_prev = [0i32; 3];
+    let mut buf: Group = [[[0; BLOCK]; 3]; MAX_PERIOD];
+    let mut scratch = Scratch::new();
+    for _ in 0..segments {
+        let seg = Segment::read(&mut plan, n - start, ntables)?;
+        let p = seg.period;
+        let mut lane_bits = [0usize; MAX_PERIOD];
+        for s in 0..p {
+            if seg.slots[s] == Predictor::Block {
+                lane_bits[s] = bit_base;
+                bit_base += seg.lane_len(s).div_ceil(LANE_BLOCK);
             }
         }
-        for (k, ((&x, &y), &z)) in cols[0].iter().zip(&cols[1]).zip(&cols[2]).take(m).enumerate() {
-            #[allow(clippy::cast_precision_loss)]
-            out.set(start + k, [x as f32 * s, y as f32 * s, z as f32 * s]);
+        let tabs: [&DecTable; MAX_PERIOD] = core::array::from_fn(|s| &tables[usize::from(seg.tables[s])]);
+        let reps = seg.len.div_ceil(p);
+        let fast = causal(&seg);
+        let mut preds = seg.slots;
+        let mut g = 0;
+        while g < reps {
+            let m = (reps - g).min(BLOCK);
+            for s in 0..p {
+                let bit = lane_bits[s] + g / BLOCK;
+                let mode = bitmap.get(bit / 8).is_some_and(|&b| b >> (bit % 8) & 1 == 1);
+                preds[s] = resolve(seg.slots[s], mode);
+            }
+            // Tokens in atom order: x, y, z of each atom on rANS states 0, 1, 2; then, in the
+            // same order, the extra bits of the tokens that have some.
+            let slots_at = |k: usize| p.min(seg.len - (g + k) * p);
+            if p == 1 {
+                let (t, b) = (tabs[0], &mut buf[0]);
+                for k in 0..m {
+                    for a in 0..3 {
+                        b[a][k] = u32::from(rans.get(a, t));
+                    }
+                }
+                if !t.plain() {
+                    for k in 0..m {
+                        for a in 0..3 {
+                            b[a][k] = token_value(b[a][k], &mut raw);
+                        }
+                    }
+                }
+            } else {
+                for k in 0..m {
+                    for s in 0..slots_at(k) {
+                        let t = tabs[s];
+                        for a in 0..3 {
+                            buf[s][a][k] = u32::from(rans.get(a, t));
+                        }
+                    }
+                }
+                if tabs[..p].iter().any(|t| !t.plain()) {
+                    for k in 0..m {
+                        for s in 0..slots_at(k) {
+                            if !tabs[s].plain() {
+                                for a in 0..3 {
+                                    buf[s][a][k] = token_value(buf[s][a][k], &mut raw);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if temporal_only(&seg) {
+                temporal_block(&buf[0], preds[0], start + g, m, cols, &mut t_prev, step, out);
+            } else if fast {
+                group_slots(&mut scratch, &buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
+            } else {
+                group(&buf, &preds, &seg, start, g, m, cols, &mut t_prev, step, out);
+            }
+            g += m;
         }
-        start += m;
+        start += seg.len;
     }
     Ok(())
 }

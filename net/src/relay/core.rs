@@ -89,12 +89,7 @@ impl Default for RelayConfig {
             max_retained_frame_bytes_per_room: 1 << 30,
             max_delta_chain_bytes: 16 << 20,
             max_queued_frame_bytes: 16 << 20,
-            frame_limits: Limits {
-                max_payload: 256 << 20,
-                max_atoms: 50_000_000,
-                max_string: 1 << 16,
-                ..Limits::default()
-            },
+            frame_limits: Limits { max_payload: 256 << 20, ..Limits::default() },
             max_uplinks_per_user: 64,
         }
     }
@@ -265,9 +260,10 @@ impl Channel {
 }
 
 /// Whether a frame is a keyframe for flow control and late joiners: nothing before it is needed
-/// to decode what follows (a structure keyframe, or a full shapes frame, whose base is itself).
+/// to decode what follows. Self-contained frames (structure keyframes, full shape frames) are
+/// the ones that are their own base; every other kind chains on `base_seq`.
 fn is_keyframe(header: &FrameHeader) -> bool {
-    header.kind == FrameKind::Keyframe || (header.kind == FrameKind::Shapes && header.base_seq == header.seq)
+    header.base_seq == header.seq
 }
 
 /// A frame stream from a session client to an instance of its room, forwarded to the

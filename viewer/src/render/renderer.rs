@@ -1,0 +1,724 @@
+//! The renderer: pipelines, render targets and the passes of a frame.
+//!
+//! A frame is two passes:
+//! 1. **scene** (4× MSAA, `Rgba8UnormSrgb` colour resolved to a single-sample texture, `Depth32Float`
+//!    kept for the next pass): atom spheres (`vs_atom`/`fs_atom`), cylinder 0 of every bond
+//!    (`vs_bond`/`fs_bond`), the extra cylinders of multiple bonds (`vs_bond_extra`/`fs_bond`).
+//!    Impostors write their true depth and their silhouette coverage as alpha
+//!    (alpha-to-coverage).
+//! 2. **composite**: one full-screen triangle reads the resolved colour and the depth, darkens
+//!    depth discontinuities (outlines) and writes the output format (sRGB-encoding in the
+//!    shader when the format is not sRGB).
+//!
+//! Picking renders the same geometry with the `*_pick` fragment entry points into an
+//! `R32Uint` id target (single-sample, its own depth), scissored to the one pixel asked for,
+//! and reads that texel back.
+
+use glam::{Mat4, Vec3};
+use molstream_engine::Representation;
+use molstream_engine::gpu::{ATOM_FLAG_REPR_MASK, AtomInstance, BondInstance};
+use molstream_engine::style::{STICK_RADIUS, WIRE_RADIUS};
+
+use super::RenderError;
+use super::camera::{Bounds, Camera};
+use super::readback::{Region, read_region};
+use super::scene::Scene;
+use super::shaders::{self, ShaderModule};
+use super::uniforms::{FrameUniforms, PostUniforms};
+
+/// MSAA sample count of the scene pass.
+pub const SAMPLE_COUNT: u32 = 4;
+/// Format of the scene colour: linear values stored sRGB-encoded in 8 bits (half the bandwidth of
+/// `Rgba16Float` without its banding in the darks), resolved before the composite pass.
+pub const SCENE_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
+/// Format of the scene and pick depth buffers.
+pub const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
+/// Format of the id target: one `pick_id` per pixel, 0 for background.
+pub const PICK_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R32Uint;
+/// Bond radius in the ball-and-stick style, Å (Jmol's `wireframe 0.15`).
+pub const BALL_AND_STICK_BOND_RADIUS: f32 = 0.15;
+
+/// How the scene is lit and styled. Colours are sRGB components in 0..1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RenderSettings {
+    /// Background colour.
+    pub background: [f32; 3],
+    /// Direction towards the key light in view space (x right, y up, z towards the viewer).
+    pub light: Vec3,
+    /// Ambient fraction of the lighting, 0..1.
+    pub ambient: f32,
+    /// Specular strength.
+    pub specular: f32,
+    /// Specular exponent.
+    pub shininess: f32,
+    /// How much surfaces darken where they turn away from the viewer, 0..1.
+    pub edge_darkening: f32,
+    /// Exponent of the edge darkening (higher: thinner dark rim).
+    pub edge_exponent: f32,
+    /// Fog strength at the back of the structure, 0..1 (depth cue).
+    pub fog: f32,
+    /// Outline darkness, 0..1.
+    pub outline: f32,
+    /// Outline width in pixels.
+    pub outline_width: f32,
+    /// Depth step, Å, that draws a full outline.
+    pub outline_step: f32,
+    /// Selection tint.
+    pub selection: [f32; 3],
+    /// Weight of the selection tint, 0..1.
+    pub selection_weight: f32,
+    /// Bond radius of ball-and-stick, Å.
+    pub ball_and_stick_bond_radius: f32,
+    /// Bond radius of sticks, Å.
+    pub stick_radius: f32,
+    /// Line radius of wire, Å.
+    pub wire_radius: f32,
+    /// Least half-width of wire lines, pixels (keeps lines visible when zoomed out).
+    pub wire_min_pixels: f32,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        Self {
+            background: [1.0, 1.0, 1.0],
+            light: Vec3::new(-0.35, 0.55, 1.0),
+            ambient: 0.3,
+            specular: 0.35,
+            shininess: 48.0,
+            edge_darkening: 0.35,
+            edge_exponent: 3.0,
+            fog: 0.55,
+            outline: 0.85,
+            outline_width: 1.0,
+            outline_step: 1.5,
+            selection: [0.2, 0.9, 0.3],
+            selection_weight: 0.55,
+            ball_and_stick_bond_radius: BALL_AND_STICK_BOND_RADIUS,
+            stick_radius: STICK_RADIUS,
+            wire_radius: WIRE_RADIUS,
+            wire_min_pixels: 0.75,
+        }
+    }
+}
+
+fn srgb_to_linear(c: f32) -> f32 {
+    if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+}
+
+fn linear3(c: [f32; 3]) -> [f32; 3] {
+    c.map(srgb_to_linear)
+}
+
+/// Render pipelines of the scene, pick and composite passes.
+#[derive(Debug)]
+struct Pipelines {
+    atoms: wgpu::RenderPipeline,
+    bonds: wgpu::RenderPipeline,
+    bond_extras: wgpu::RenderPipeline,
+    pick_atoms: wgpu::RenderPipeline,
+    pick_bonds: wgpu::RenderPipeline,
+    pick_bond_extras: wgpu::RenderPipeline,
+    composite: wgpu::RenderPipeline,
+}
+
+/// Size-dependent textures of the scene pass and the composite bind group that reads them.
+#[derive(Debug)]
+struct Targets {
+    width: u32,
+    height: u32,
+    color: wgpu::TextureView,
+    resolved: wgpu::TextureView,
+    depth: wgpu::TextureView,
+    composite: wgpu::BindGroup,
+}
+
+/// Id target and its depth buffer, created on the first pick.
+#[derive(Debug)]
+struct PickTargets {
+    width: u32,
+    height: u32,
+    ids: wgpu::Texture,
+    ids_view: wgpu::TextureView,
+    depth: wgpu::TextureView,
+}
+
+/// Draws a scene of atoms and bonds into texture views.
+#[derive(Debug)]
+pub struct Renderer {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    output_format: wgpu::TextureFormat,
+    scene_layout: wgpu::BindGroupLayout,
+    composite_layout: wgpu::BindGroupLayout,
+    pipelines: Pipelines,
+    frame: wgpu::Buffer,
+    post: wgpu::Buffer,
+    scene: Scene,
+    targets: Targets,
+    pick: Option<PickTargets>,
+    pick_readback: wgpu::Buffer,
+    bounds: Option<Bounds>,
+    /// The camera used by the next frame.
+    pub camera: Camera,
+    /// Lighting and style of the next frame.
+    pub settings: RenderSettings,
+}
+
+fn layout_entry(binding: u32, visibility: wgpu::ShaderStages, ty: wgpu::BindingType) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry { binding, visibility, ty, count: None }
+}
+
+fn storage_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    layout_entry(
+        binding,
+        wgpu::ShaderStages::VERTEX,
+        wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only: true },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+    )
+}
+
+fn uniform_entry(binding: u32, visibility: wgpu::ShaderStages) -> wgpu::BindGroupLayoutEntry {
+    layout_entry(
+        binding,
+        visibility,
+        wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+    )
+}
+
+fn uniform_buffer(device: &wgpu::Device, label: &str, size: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+fn module(device: &wgpu::Device, m: ShaderModule) -> wgpu::ShaderModule {
+    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(m.name),
+        source: wgpu::ShaderSource::Wgsl(m.source().into()),
+    })
+}
+
+/// One pipeline drawing 4-vertex triangle-strip impostors.
+struct ImpostorPipeline<'a> {
+    label: &'a str,
+    layout: &'a wgpu::PipelineLayout,
+    module: &'a wgpu::ShaderModule,
+    vertex: &'a str,
+    fragment: &'a str,
+    pick: bool,
+}
+
+fn impostor_pipeline(device: &wgpu::Device, p: &ImpostorPipeline<'_>) -> wgpu::RenderPipeline {
+    let (format, samples) = if p.pick { (PICK_FORMAT, 1) } else { (SCENE_FORMAT, SAMPLE_COUNT) };
+    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some(p.label),
+        layout: Some(p.layout),
+        vertex: wgpu::VertexState {
+            module: p.module,
+            entry_point: Some(p.vertex),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            buffers: &[],
+        },
+        primitive: wgpu::PrimitiveState {
+            topology: wgpu::PrimitiveTopology::TriangleStrip,
+            strip_index_format: None,
+            front_face: wgpu::FrontFace::Ccw,
+            cull_mode: None,
+            unclipped_depth: false,
+            polygon_mode: wgpu::PolygonMode::Fill,
+            conservative: false,
+        },
+        depth_stencil: Some(wgpu::DepthStencilState {
+            format: DEPTH_FORMAT,
+            depth_write_enabled: Some(true),
+            depth_compare: Some(wgpu::CompareFunction::Less),
+            stencil: wgpu::StencilState::default(),
+            bias: wgpu::DepthBiasState::default(),
+        }),
+        multisample: wgpu::MultisampleState { count: samples, mask: !0, alpha_to_coverage_enabled: !p.pick },
+        fragment: Some(wgpu::FragmentState {
+            module: p.module,
+            entry_point: Some(p.fragment),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            targets: &[Some(wgpu::ColorTargetState { format, blend: None, write_mask: wgpu::ColorWrites::ALL })],
+        }),
+        multiview_mask: None,
+        cache: None,
+    })
+}
+
+fn texture(
+    device: &wgpu::Device,
+    label: &str,
+    size: (u32, u32),
+    format: wgpu::TextureFormat,
+    samples: u32,
+    usage: wgpu::TextureUsages,
+) -> wgpu::Texture {
+    device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d { width: size.0, height: size.1, depth_or_array_layers: 1 },
+        mip_level_count: 1,
+        sample_count: samples,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage,
+        view_formats: &[],
+    })
+}
+
+impl Renderer {
+    /// A renderer drawing `width × height` frames into views of `output_format`, with an
+    /// empty scene. Shader or pipeline validation errors are returned, not panicked.
+    pub fn new(
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        output_format: wgpu::TextureFormat,
+        width: u32,
+        height: u32,
+    ) -> Result<Self, RenderError> {
+        Self::check_size(device, width, height)?;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let vf = wgpu::ShaderStages::VERTEX | wgpu::ShaderStages::FRAGMENT;
+        let scene_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("scene"),
+            entries: &[storage_entry(0), storage_entry(1), uniform_entry(2, vf), storage_entry(3), storage_entry(4)],
+        });
+        let composite_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("composite"),
+            entries: &[
+                layout_entry(
+                    0,
+                    wgpu::ShaderStages::FRAGMENT,
+                    wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                ),
+                layout_entry(
+                    1,
+                    wgpu::ShaderStages::FRAGMENT,
+                    wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Depth,
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: true,
+                    },
+                ),
+                uniform_entry(2, wgpu::ShaderStages::FRAGMENT),
+            ],
+        });
+        let scene_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("scene"),
+            bind_group_layouts: &[Some(&scene_layout)],
+            immediate_size: 0,
+        });
+        let composite_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("composite"),
+            bind_group_layouts: &[Some(&composite_layout)],
+            immediate_size: 0,
+        });
+        let atoms = module(device, shaders::ATOMS);
+        let bonds = module(device, shaders::BONDS);
+        let composite = module(device, shaders::COMPOSITE);
+        let imp = |label, module, vertex, fragment, pick| {
+            impostor_pipeline(device, &ImpostorPipeline { label, layout: &scene_pl, module, vertex, fragment, pick })
+        };
+        let pipelines = Pipelines {
+            atoms: imp("atoms", &atoms, "vs_atom", "fs_atom", false),
+            bonds: imp("bonds", &bonds, "vs_bond", "fs_bond", false),
+            bond_extras: imp("bond extras", &bonds, "vs_bond_extra", "fs_bond", false),
+            pick_atoms: imp("pick atoms", &atoms, "vs_atom", "fs_atom_pick", true),
+            pick_bonds: imp("pick bonds", &bonds, "vs_bond", "fs_bond_pick", true),
+            pick_bond_extras: imp("pick bond extras", &bonds, "vs_bond_extra", "fs_bond_pick", true),
+            composite: device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some("composite"),
+                layout: Some(&composite_pl),
+                vertex: wgpu::VertexState {
+                    module: &composite,
+                    entry_point: Some("vs_fullscreen"),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    buffers: &[],
+                },
+                primitive: wgpu::PrimitiveState::default(),
+                depth_stencil: None,
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module: &composite,
+                    entry_point: Some("fs_composite"),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format: output_format,
+                        blend: None,
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
+                }),
+                multiview_mask: None,
+                cache: None,
+            }),
+        };
+        let frame = uniform_buffer(device, "frame", size_of::<FrameUniforms>());
+        let post = uniform_buffer(device, "post", size_of::<PostUniforms>());
+        let scene = Scene::new(device, queue, &scene_layout, &frame, &[], &[], &[])?;
+        let targets = Self::targets(device, &composite_layout, &post, width, height);
+        let pick_readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("pick readback"),
+            size: u64::from(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT),
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(RenderError::Pipeline(e.to_string()));
+        }
+        Ok(Self {
+            device: device.clone(),
+            queue: queue.clone(),
+            output_format,
+            scene_layout,
+            composite_layout,
+            pipelines,
+            frame,
+            post,
+            scene,
+            targets,
+            pick: None,
+            pick_readback,
+            bounds: None,
+            camera: Camera::default(),
+            settings: RenderSettings::default(),
+        })
+    }
+
+    fn check_size(device: &wgpu::Device, width: u32, height: u32) -> Result<(), RenderError> {
+        let max = device.limits().max_texture_dimension_2d;
+        if width == 0 || height == 0 || width > max || height > max {
+            return Err(RenderError::BadSize { width, height, max });
+        }
+        Ok(())
+    }
+
+    fn targets(
+        device: &wgpu::Device,
+        layout: &wgpu::BindGroupLayout,
+        post: &wgpu::Buffer,
+        width: u32,
+        height: u32,
+    ) -> Targets {
+        let size = (width, height);
+        let attach = wgpu::TextureUsages::RENDER_ATTACHMENT;
+        let sampled = attach | wgpu::TextureUsages::TEXTURE_BINDING;
+        let color = texture(device, "scene colour", size, SCENE_FORMAT, SAMPLE_COUNT, attach);
+        let resolved = texture(device, "scene resolved", size, SCENE_FORMAT, 1, sampled);
+        let depth = texture(device, "scene depth", size, DEPTH_FORMAT, SAMPLE_COUNT, sampled);
+        let resolved = resolved.create_view(&wgpu::TextureViewDescriptor::default());
+        let depth = depth.create_view(&wgpu::TextureViewDescriptor::default());
+        let composite = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("composite"),
+            layout,
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::TextureView(&resolved) },
+                wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::TextureView(&depth) },
+                wgpu::BindGroupEntry { binding: 2, resource: post.as_entire_binding() },
+            ],
+        });
+        Targets {
+            width,
+            height,
+            color: color.create_view(&wgpu::TextureViewDescriptor::default()),
+            resolved,
+            depth,
+            composite,
+        }
+    }
+
+    /// Output size in pixels.
+    #[must_use]
+    pub fn size(&self) -> (u32, u32) {
+        (self.targets.width, self.targets.height)
+    }
+
+    /// Format of the views [`Renderer::encode`] draws into.
+    #[must_use]
+    pub fn output_format(&self) -> wgpu::TextureFormat {
+        self.output_format
+    }
+
+    /// Width / height.
+    #[must_use]
+    pub fn aspect(&self) -> f32 {
+        #[allow(clippy::cast_precision_loss)]
+        let a = self.targets.width as f32 / self.targets.height as f32;
+        a
+    }
+
+    /// Changes the output size (re-creates the size-dependent targets).
+    pub fn resize(&mut self, width: u32, height: u32) -> Result<(), RenderError> {
+        Self::check_size(&self.device, width, height)?;
+        if (width, height) != self.size() {
+            self.targets = Self::targets(&self.device, &self.composite_layout, &self.post, width, height);
+            self.pick = None;
+        }
+        Ok(())
+    }
+
+    /// Replaces the scene: new atom, bond and transform buffers sized to it (a topology
+    /// change). Position updates should use [`Renderer::write_atoms`] instead. Also records the
+    /// scene's bounds for [`Renderer::fit_camera`].
+    pub fn set_scene(
+        &mut self,
+        atoms: &[AtomInstance],
+        bonds: &[BondInstance],
+        transforms: &[Mat4],
+    ) -> Result<(), RenderError> {
+        self.scene = Scene::new(&self.device, &self.queue, &self.scene_layout, &self.frame, atoms, bonds, transforms)?;
+        self.bounds = Bounds::of_atoms(atoms, transforms);
+        Ok(())
+    }
+
+    /// Overwrites atoms `first..first + atoms.len()` of the atom buffer in place: one
+    /// `queue.write_buffer` of that range. Bonds follow, since they read their ends there.
+    pub fn write_atoms(&mut self, first: usize, atoms: &[AtomInstance]) -> Result<(), RenderError> {
+        self.scene.write_atoms(&self.queue, first, atoms)
+    }
+
+    /// Rewrites the per-complex transforms (indexed by `AtomInstance::transform`).
+    pub fn set_transforms(&mut self, transforms: &[Mat4]) {
+        self.scene.set_transforms(&self.device, &self.queue, &self.scene_layout, &self.frame, transforms);
+    }
+
+    /// Bounds of the scene as set (positions written later are not included).
+    #[must_use]
+    pub fn bounds(&self) -> Option<Bounds> {
+        self.bounds
+    }
+
+    /// Replaces the recorded bounds (e.g. after a trajectory moved the atoms far).
+    pub fn set_bounds(&mut self, bounds: Bounds) {
+        self.bounds = Some(bounds);
+    }
+
+    /// Points the camera at the whole scene, keeping its orientation.
+    pub fn fit_camera(&mut self) {
+        let aspect = self.aspect();
+        self.camera.fit(self.bounds.unwrap_or_default(), aspect);
+    }
+
+    /// Frames the drawn atoms of `atoms` (placed by `transforms`) as tightly as the camera's
+    /// orientation allows ([`Camera::fit_spheres`]); the scene bounds become the recorded ones.
+    pub fn fit_camera_to(&mut self, atoms: &[AtomInstance], transforms: &[Mat4]) {
+        let Some(bounds) = Bounds::of_atoms(atoms, transforms) else { return };
+        self.bounds = Some(bounds);
+        let aspect = self.aspect();
+        let spheres = atoms
+            .iter()
+            .filter(|a| a.flags & ATOM_FLAG_REPR_MASK != Representation::Hidden as u32)
+            .filter(|a| a.position.iter().all(|v| v.is_finite()))
+            .map(|a| {
+                let m = transforms.get(a.transform as usize).copied().unwrap_or(Mat4::IDENTITY);
+                (m.transform_point3(Vec3::from_array(a.position)), a.radius.max(0.0))
+            });
+        self.camera.fit_spheres(spheres, bounds, aspect);
+    }
+
+    /// Atoms, bonds and extra bond cylinders in the scene buffers.
+    #[must_use]
+    pub fn counts(&self) -> (u32, u32, u32) {
+        (self.scene.atom_count(), self.scene.bond_count(), self.scene.extra_count())
+    }
+
+    /// The uniforms of the next frame.
+    #[must_use]
+    pub fn frame_uniforms(&self) -> FrameUniforms {
+        let s = &self.settings;
+        let (w, h) = self.size();
+        #[allow(clippy::cast_precision_loss)]
+        let (w, h) = (w as f32, h as f32);
+        let depth = self.camera.depth_range();
+        let r = self.camera.scene.radius;
+        let light = s.light.normalize_or(Vec3::Z);
+        let bg = linear3(s.background);
+        let sel = linear3(s.selection);
+        FrameUniforms {
+            view: self.camera.view_matrix().to_cols_array_2d(),
+            proj: self.camera.projection(w / h).to_cols_array_2d(),
+            viewport: [w, h, 1.0 / w, 1.0 / h],
+            light: [light.x, light.y, light.z, s.ambient],
+            background: [bg[0], bg[1], bg[2], 1.0],
+            fog: [depth.center - 0.3 * r, depth.center + r, s.fog, 2.0 * (self.camera.fov_y * 0.5).tan() / h],
+            bond_radius: [s.ball_and_stick_bond_radius, s.stick_radius, s.wire_radius, s.wire_min_pixels],
+            selection: [sel[0], sel[1], sel[2], s.selection_weight],
+            material: [s.specular, s.shininess, s.edge_darkening, s.edge_exponent],
+        }
+    }
+
+    /// The composite pass's uniforms for the next frame.
+    #[must_use]
+    pub fn post_uniforms(&self) -> PostUniforms {
+        let f = self.frame_uniforms();
+        let d = self.camera.depth_range();
+        let s = &self.settings;
+        PostUniforms {
+            depth: [d.near, d.far, s.outline, s.outline_step],
+            fog: [f.fog[0], f.fog[1], f.fog[2], s.outline_width],
+            output: [if self.output_format.is_srgb() { 0.0 } else { 1.0 }, 0.0, 0.0, 0.0],
+        }
+    }
+
+    fn write_uniforms(&self) {
+        self.queue.write_buffer(&self.frame, 0, bytemuck::bytes_of(&self.frame_uniforms()));
+        self.queue.write_buffer(&self.post, 0, bytemuck::bytes_of(&self.post_uniforms()));
+    }
+
+    fn draw_scene(&self, pass: &mut wgpu::RenderPass<'_>, pick: bool) {
+        let p = &self.pipelines;
+        let (atoms, bonds, extras) = if pick {
+            (&p.pick_atoms, &p.pick_bonds, &p.pick_bond_extras)
+        } else {
+            (&p.atoms, &p.bonds, &p.bond_extras)
+        };
+        pass.set_bind_group(0, self.scene.bind_group(), &[]);
+        pass.set_pipeline(atoms);
+        pass.draw(0..4, 0..self.scene.atom_count());
+        pass.set_pipeline(bonds);
+        pass.draw(0..4, 0..self.scene.bond_count());
+        if self.scene.extra_count() > 0 {
+            pass.set_pipeline(extras);
+            pass.draw(0..4, 0..self.scene.extra_count());
+        }
+    }
+
+    /// Records a frame into `encoder`, drawing into `output` (a view of the output format and
+    /// size). Uniforms are written through the queue, so they take effect at the next submit.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, output: &wgpu::TextureView) {
+        self.write_uniforms();
+        let bg = linear3(self.settings.background);
+        let t = &self.targets;
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("scene"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &t.color,
+                    depth_slice: None,
+                    resolve_target: Some(&t.resolved),
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color {
+                            r: f64::from(bg[0]),
+                            g: f64::from(bg[1]),
+                            b: f64::from(bg[2]),
+                            a: 1.0,
+                        }),
+                        store: wgpu::StoreOp::Discard,
+                    },
+                })],
+                depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                    view: &t.depth,
+                    depth_ops: Some(wgpu::Operations { load: wgpu::LoadOp::Clear(1.0), store: wgpu::StoreOp::Store }),
+                    stencil_ops: None,
+                }),
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            self.draw_scene(&mut pass, false);
+        }
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("composite"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: output,
+                depth_slice: None,
+                resolve_target: None,
+                ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
+            })],
+            depth_stencil_attachment: None,
+            timestamp_writes: None,
+            occlusion_query_set: None,
+            multiview_mask: None,
+        });
+        pass.set_pipeline(&self.pipelines.composite);
+        pass.set_bind_group(0, &self.targets.composite, &[]);
+        pass.draw(0..3, 0..1);
+    }
+
+    /// Encodes and submits a frame into `output`.
+    pub fn render(&self, output: &wgpu::TextureView) -> wgpu::SubmissionIndex {
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+        self.encode(&mut encoder, output);
+        self.queue.submit([encoder.finish()])
+    }
+
+    /// The pick id drawn at pixel (x, y) (origin top-left) with the current camera: the atom
+    /// there, or the atom owning the half of the bond there; `None` for background or outside
+    /// the viewport. Renders the id pass for that one pixel and waits for it.
+    pub fn pick(&mut self, x: u32, y: u32) -> Result<Option<u32>, RenderError> {
+        let (w, h) = self.size();
+        if x >= w || y >= h {
+            return Ok(None);
+        }
+        if self.pick.as_ref().is_none_or(|p| (p.width, p.height) != (w, h)) {
+            let usage = wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC;
+            let ids = texture(&self.device, "pick ids", (w, h), PICK_FORMAT, 1, usage);
+            let depth =
+                texture(&self.device, "pick depth", (w, h), DEPTH_FORMAT, 1, wgpu::TextureUsages::RENDER_ATTACHMENT);
+            self.pick = Some(PickTargets {
+                width: w,
+                height: h,
+                ids_view: ids.create_view(&wgpu::TextureViewDescriptor::default()),
+                ids,
+                depth: depth.create_view(&wgpu::TextureViewDescriptor::default()),
+            });
+        }
+        let Some(p) = self.pick.as_ref() else { return Ok(None) };
+        self.write_uniforms();
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pick") });
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("pick"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &p.ids_view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::TRANSPARENT),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                    view: &p.depth,
+                    depth_ops: Some(wgpu::Operations { load: wgpu::LoadOp::Clear(1.0), store: wgpu::StoreOp::Discard }),
+                    stencil_ops: None,
+                }),
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            pass.set_scissor_rect(x, y, 1, 1);
+            self.draw_scene(&mut pass, true);
+        }
+        let region = Region { origin: (x, y), size: (1, 1), bytes_per_texel: 4 };
+        let bytes = read_region(&self.device, &self.queue, encoder, &p.ids, region, &self.pick_readback)?;
+        let id = bytes.get(..4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes);
+        Ok((id != 0).then_some(id))
+    }
+
+    /// The device this renderer draws with.
+    #[must_use]
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// Its queue.
+    #[must_use]
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+}

@@ -1,0 +1,56 @@
+//! WGSL sources, composed from the files in `shaders/`.
+//!
+//! WGSL has no `#include`, so each shader module is a list of files concatenated in order:
+//! `instances.wgsl` (the engine's instance layouts, twin of `molstream_engine::gpu`), then
+//! `frame.wgsl` (per-frame uniforms and shading), then the entry points. The same list is what
+//! `viewer/tests/wgsl.rs` validates with naga, so a file cannot be used here without being
+//! checked there.
+
+/// A shader module: its name and the `shaders/` files it is made of, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShaderModule {
+    /// Label of the module (also used in error messages).
+    pub name: &'static str,
+    /// File names under `shaders/`, concatenated in this order.
+    pub files: &'static [&'static str],
+}
+
+/// Atom sphere impostors: `vs_atom`, `fs_atom`, `fs_atom_pick`.
+pub const ATOMS: ShaderModule = ShaderModule { name: "atoms", files: &["instances.wgsl", "frame.wgsl", "atoms.wgsl"] };
+/// Bond cylinder impostors: `vs_bond`, `vs_bond_extra`, `fs_bond`, `fs_bond_pick`.
+pub const BONDS: ShaderModule = ShaderModule { name: "bonds", files: &["instances.wgsl", "frame.wgsl", "bonds.wgsl"] };
+/// Outline and output pass: `vs_fullscreen`, `fs_composite`.
+pub const COMPOSITE: ShaderModule = ShaderModule { name: "composite", files: &["composite.wgsl"] };
+
+/// Every module the renderer builds.
+pub const MODULES: [ShaderModule; 3] = [ATOMS, BONDS, COMPOSITE];
+
+/// The text of one file of `shaders/`, embedded at build time.
+#[must_use]
+pub fn file(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "instances.wgsl" => include_str!("../../../shaders/instances.wgsl"),
+        "frame.wgsl" => include_str!("../../../shaders/frame.wgsl"),
+        "atoms.wgsl" => include_str!("../../../shaders/atoms.wgsl"),
+        "bonds.wgsl" => include_str!("../../../shaders/bonds.wgsl"),
+        "composite.wgsl" => include_str!("../../../shaders/composite.wgsl"),
+        _ => return None,
+    })
+}
+
+impl ShaderModule {
+    /// The module's WGSL: its files concatenated, each preceded by a comment naming it.
+    #[must_use]
+    pub fn source(&self) -> String {
+        let mut s = String::new();
+        for f in self.files {
+            s.push_str("// ---- shaders/");
+            s.push_str(f);
+            s.push('\n');
+            // Every name in the lists above is embedded by `file`; a typo fails the naga test.
+            s.push_str(file(f).unwrap_or_default());
+            s.push('\n');
+        }
+        s
+    }
+}

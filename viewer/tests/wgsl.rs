@@ -1,0 +1,124 @@
+//! Every WGSL file in `shaders/` parses and validates with naga (no GPU needed), as part of
+//! the modules the renderer composes; and the uniform blocks in Rust match their WGSL twins
+//! byte for byte.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::collections::BTreeSet;
+use std::mem::{offset_of, size_of};
+
+use molstream_viewer::render::shaders::{MODULES, ShaderModule};
+use molstream_viewer::render::{FrameUniforms, PostUniforms};
+
+fn shaders_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders")
+}
+
+fn validate(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}:\n{}", e.emit_to_string(src)));
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+    (module, info)
+}
+
+fn composed(m: ShaderModule) -> naga::Module {
+    // Each file is embedded as it is on disk.
+    for f in m.files {
+        let disk = std::fs::read_to_string(shaders_dir().join(f)).unwrap();
+        assert_eq!(molstream_viewer::render::shaders::file(f), Some(disk.as_str()), "{f} embedded");
+    }
+    validate(m.name, &m.source()).0
+}
+
+#[test]
+fn every_shader_file_is_used_and_every_module_validates() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(shaders_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".wgsl"))
+        .collect();
+    let used: BTreeSet<String> = MODULES.iter().flat_map(|m| m.files.iter().map(|f| (*f).to_owned())).collect();
+    assert_eq!(on_disk, used, "every shaders/*.wgsl belongs to a module in render::shaders::MODULES");
+    for m in MODULES {
+        composed(m);
+    }
+    // The engine's file also validates alone (its own test checks its layouts).
+    let src = std::fs::read_to_string(shaders_dir().join("instances.wgsl")).unwrap();
+    validate("instances.wgsl", &src);
+}
+
+#[test]
+fn modules_have_the_entry_points_the_pipelines_name() {
+    let expect = [
+        ("atoms", &["vs_atom", "fs_atom", "fs_atom_pick"][..]),
+        ("bonds", &["vs_bond", "vs_bond_extra", "fs_bond", "fs_bond_pick"][..]),
+        ("composite", &["vs_fullscreen", "fs_composite"][..]),
+    ];
+    for (name, entries) in expect {
+        let m = MODULES.iter().find(|m| m.name == name).unwrap();
+        let module = composed(*m);
+        let found: Vec<&str> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
+        for e in entries {
+            assert!(found.contains(e), "{name} lacks {e}: {found:?}");
+        }
+    }
+    // Impostors write their own depth: every scene and pick fragment stage has frag_depth.
+    let src = molstream_viewer::render::shaders::ATOMS.source() + &molstream_viewer::render::shaders::BONDS.source();
+    assert!(src.contains("@builtin(frag_depth)"));
+}
+
+/// (size, [(member, offset)]) of a struct in a composed module.
+fn wgsl_struct(m: ShaderModule, name: &str) -> (u32, Vec<(String, u32)>) {
+    let module = composed(m);
+    let (_, ty) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).unwrap();
+    let naga::TypeInner::Struct { members, span } = &ty.inner else { panic!("{name} is not a struct") };
+    (*span, members.iter().map(|m| (m.name.clone().unwrap(), m.offset)).collect())
+}
+
+fn offsets(v: &[(&str, usize)]) -> Vec<(String, u32)> {
+    v.iter().map(|(n, o)| ((*n).to_owned(), u32::try_from(*o).unwrap())).collect()
+}
+
+#[test]
+fn frame_uniforms_match_wgsl() {
+    let (size, fields) = wgsl_struct(molstream_viewer::render::shaders::ATOMS, "Frame");
+    assert_eq!(size as usize, size_of::<FrameUniforms>());
+    let rust = offsets(&[
+        ("view", offset_of!(FrameUniforms, view)),
+        ("proj", offset_of!(FrameUniforms, proj)),
+        ("viewport", offset_of!(FrameUniforms, viewport)),
+        ("light", offset_of!(FrameUniforms, light)),
+        ("background", offset_of!(FrameUniforms, background)),
+        ("fog", offset_of!(FrameUniforms, fog)),
+        ("bond_radius", offset_of!(FrameUniforms, bond_radius)),
+        ("selection", offset_of!(FrameUniforms, selection)),
+        ("material", offset_of!(FrameUniforms, material)),
+    ]);
+    assert_eq!(fields, rust);
+}
+
+#[test]
+fn post_uniforms_match_wgsl() {
+    let (size, fields) = wgsl_struct(molstream_viewer::render::shaders::COMPOSITE, "Post");
+    assert_eq!(size as usize, size_of::<PostUniforms>());
+    let rust = offsets(&[
+        ("depth", offset_of!(PostUniforms, depth)),
+        ("fog", offset_of!(PostUniforms, fog)),
+        ("output", offset_of!(PostUniforms, output)),
+    ]);
+    assert_eq!(fields, rust);
+}
+
+#[test]
+fn bond_kind_constants_match_the_engine() {
+    use molstream_engine::BondKind;
+    let src = molstream_viewer::render::shaders::file("bonds.wgsl").unwrap();
+    let constant = |name: &str| -> u32 {
+        let line = src.lines().find(|l| l.starts_with(&format!("const {name}:"))).unwrap_or_else(|| panic!("{name}"));
+        line.split('=').nth(1).unwrap().trim().trim_end_matches(';').trim_end_matches('u').parse().unwrap()
+    };
+    assert_eq!(constant("BOND_DOUBLE"), BondKind::Double as u32);
+    assert_eq!(constant("BOND_TRIPLE"), BondKind::Triple as u32);
+    assert_eq!(constant("BOND_AROMATIC"), BondKind::Aromatic as u32);
+}

@@ -1,0 +1,148 @@
+//! `molstream view` in a real window: the test starts its own Xvfb, runs the viewer on the
+//! bundled structure, captures the screen with `xwd` and checks that the structure is drawn.
+//!
+//! Needs Xvfb and xwd (`apt-get install xvfb x11-apps`) and a GPU adapter (lavapipe is
+//! enough); `.ci/run` installs them. Skipped only with `MOLSTREAM_SKIP_GPU_TESTS=1`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills and reaps a child process when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn skip() -> bool {
+    let skip = std::env::var("MOLSTREAM_SKIP_GPU_TESTS").is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("MOLSTREAM_SKIP_GPU_TESTS=1: skipping the window test");
+    }
+    skip
+}
+
+/// Starts Xvfb on a display it picks itself (`-displayfd`: no race between tests) and returns
+/// it with its `:N` name.
+fn xvfb() -> (Guard, String) {
+    use std::io::BufRead;
+    let mut child = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "800x600x24", "-nolisten", "tcp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start Xvfb ({e}): apt-get install xvfb, or set MOLSTREAM_SKIP_GPU_TESTS=1"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let n: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb did not report its display: {line:?}"));
+    (Guard(child), format!(":{n}"))
+}
+
+/// A screen capture: width, height, RGB pixels.
+struct Screen {
+    width: usize,
+    height: usize,
+    rgb: Vec<[u8; 3]>,
+}
+
+fn be32(b: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes(b[i * 4..i * 4 + 4].try_into().unwrap())
+}
+
+/// Captures the root window with `xwd` and decodes its 24/32-bit ZPixmap.
+fn capture(display: &str) -> Screen {
+    let out = Command::new("xwd")
+        .args(["-root", "-silent", "-display", display])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run xwd ({e}): apt-get install x11-apps"));
+    assert!(out.status.success(), "xwd: {}", String::from_utf8_lossy(&out.stderr));
+    let b = out.stdout;
+    let (header, format, width, height) =
+        (be32(&b, 0) as usize, be32(&b, 2), be32(&b, 4) as usize, be32(&b, 5) as usize);
+    let (byte_order, bpp, stride) = (be32(&b, 7), be32(&b, 11), be32(&b, 12) as usize);
+    let (rm, gm, bm, ncolors) = (be32(&b, 14), be32(&b, 15), be32(&b, 16), be32(&b, 19) as usize);
+    assert_eq!((format, bpp), (2, 32), "ZPixmap at 32 bits per pixel expected");
+    let data = &b[header + 12 * ncolors..];
+    let channel = |p: u32, m: u32| ((p & m) >> m.trailing_zeros()) as u8;
+    let mut rgb = Vec::with_capacity(width * height);
+    for y in 0..height {
+        for x in 0..width {
+            let px: [u8; 4] = data[y * stride + x * 4..y * stride + x * 4 + 4].try_into().unwrap();
+            let p = if byte_order == 0 { u32::from_le_bytes(px) } else { u32::from_be_bytes(px) };
+            rgb.push([channel(p, rm), channel(p, gm), channel(p, bm)]);
+        }
+    }
+    Screen { width, height, rgb }
+}
+
+#[test]
+fn the_window_shows_the_bundled_structure() {
+    if skip() {
+        return;
+    }
+    let (_x, display) = xvfb();
+    let viewer = Command::new(env!("CARGO_BIN_EXE_molstream"))
+        .arg("view")
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut viewer = Guard(viewer);
+    // Poll the screen until the structure is drawn (lavapipe's first frames take a while).
+    let t = Instant::now();
+    let mut last = (0, 0, 0);
+    while t.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Ok(Some(status)) = viewer.0.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            viewer.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("the viewer exited ({status}): {err}");
+        }
+        let s = capture(&display);
+        // Right of the side panel: the 3D view on a white background.
+        let view: Vec<[u8; 3]> = (0..s.height)
+            .flat_map(|y| (s.width / 3..s.width).map(move |x| (x, y)))
+            .map(|(x, y)| s.rgb[y * s.width + x])
+            .collect();
+        let drawn = view.iter().filter(|p| p.iter().any(|&c| c < 235)).count();
+        let oxygen = view.iter().filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
+        let nitrogen = view.iter().filter(|p| p[2] > 150 && p[0] < 100 && p[1] < 120).count();
+        last = (drawn, oxygen, nitrogen);
+        if drawn > view.len() / 10 && oxygen > 200 && nitrogen > 200 {
+            return;
+        }
+    }
+    panic!("no structure on screen after 120 s: (drawn, red, blue) pixels = {last:?}");
+}
+
+#[test]
+fn view_exits_after_the_frames_asked_for() {
+    if skip() {
+        return;
+    }
+    let (_x, display) = xvfb();
+    let out = Command::new(env!("CARGO_BIN_EXE_molstream"))
+        .args(["view", concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/5PTI.cif"), "--exit-after-frames", "3"])
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A bad file fails before any window opens, with one line.
+    let out = Command::new(env!("CARGO_BIN_EXE_molstream"))
+        .args(["view", "/nonexistent.pdb"])
+        .env("DISPLAY", &display)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
