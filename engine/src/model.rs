@@ -774,6 +774,21 @@ impl Workspace {
         ComplexId(self.next_id)
     }
 
+    /// Inserts a complex under the id it carries (`complex.id`), replacing and returning the
+    /// complex that had this id; ids that [`Workspace::add`] gives later stay above it. For
+    /// copies of a workspace whose ids are given elsewhere (a session client's copy of its
+    /// room, where the presenter gives the ids).
+    pub fn insert(&mut self, complex: Complex) -> Option<Complex> {
+        self.next_id = self.next_id.max(complex.id.0);
+        match self.complexes.iter_mut().find(|c| c.id == complex.id) {
+            Some(old) => Some(std::mem::replace(old, complex)),
+            None => {
+                self.complexes.push(complex);
+                None
+            }
+        }
+    }
+
     /// Removes a complex, returning it.
     pub fn remove(&mut self, id: ComplexId) -> Option<Complex> {
         let i = self.complexes.iter().position(|c| c.id == id)?;

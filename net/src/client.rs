@@ -26,6 +26,11 @@ use molstream_engine::codec::{FrameHeader, Limits};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+mod room;
+
+use glam::Vec3;
+use molstream_engine::{AtomId, ComplexId};
+
 use crate::api::{Level, ToPlugin, ToSession};
 use crate::conn::{self, ConnError, Control, ControlReceiver, ControlSender};
 use crate::menu::{MenuChange, MenuEvent, MenuId, Menus};
@@ -33,6 +38,7 @@ use crate::proto::{
     InstanceId, InstanceInfo, PeerMsg, PluginId, PluginInfo, RelayMsg, Role, Scope, StopReason, StreamHead, User,
     UserId,
 };
+use crate::scene::RoomScene;
 use crate::tls::{TransportSettings, Trust};
 
 /// What happened in the room.
@@ -204,7 +210,7 @@ impl ClientCore {
                 }
                 Ok(ToSession::IntegrationResult { req, result }) => (None, Some((req, Reply::Integration(result)))),
                 Ok(ToSession::Menu(update)) => (self.apply_menu(instance, &update), None),
-                Err(_) => (Some(ClientEvent::Message { instance, scope, body }), None),
+                Ok(_) | Err(_) => (Some(ClientEvent::Message { instance, scope, body }), None),
             },
             RelayMsg::Activated { req, instance } => (None, Some((req, Reply::Activated(instance)))),
             RelayMsg::RequestFailed { req, reason } => (None, Some((req, Reply::Failed(reason)))),
@@ -258,6 +264,11 @@ pub struct ClientConfig {
     pub min_backoff: Duration,
     /// Longest reconnection delay.
     pub max_backoff: Duration,
+    /// Keep a copy of the room ([`SessionClient::with_scene`]): read every frame stream of
+    /// the room into a [`RoomScene`], apply room-wide messages, and, while presenting, answer
+    /// the instances' workspace requests. Off by default: the frame streams are then left to
+    /// [`SessionClient::accept_frames`].
+    pub scene: bool,
 }
 
 impl ClientConfig {
@@ -274,7 +285,15 @@ impl ClientConfig {
             reconnect: true,
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
+            scene: false,
         }
+    }
+
+    /// The same configuration, keeping a copy of the room ([`ClientConfig::scene`]).
+    #[must_use]
+    pub fn with_scene(mut self) -> Self {
+        self.scene = true;
+        self
     }
 }
 
@@ -293,6 +312,15 @@ pub enum ClientError {
     /// The connection ended before the answer.
     #[error("disconnected")]
     Disconnected,
+    /// Nothing awaited happened in time.
+    #[error("timed out")]
+    Timeout,
+    /// The client does not keep a copy of the room ([`ClientConfig::scene`] is off).
+    #[error("this client does not track the room's scene")]
+    NoScene,
+    /// No such complex in the room.
+    #[error("no {0} in the room")]
+    UnknownComplex(ComplexId),
 }
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Reply>>>>;
@@ -312,6 +340,7 @@ pub struct SessionClient {
     conn: watch::Receiver<Option<quinn::Connection>>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    scene: Option<Arc<room::Shared>>,
 }
 
 impl Drop for SessionClient {
@@ -350,6 +379,8 @@ struct Supervisor {
     pending: Pending,
     conn: watch::Sender<Option<quinn::Connection>>,
     shutdown: watch::Receiver<bool>,
+    scene: Option<Arc<room::Shared>>,
+    out_tx: mpsc::Sender<PeerMsg>,
 }
 
 impl Supervisor {
@@ -367,6 +398,9 @@ impl Supervisor {
                     match join(&self.endpoint, &self.cfg).await {
                         Ok(j) => {
                             backoff = self.cfg.min_backoff;
+                            if let Some(shared) = &self.scene {
+                                shared.reset();
+                            }
                             let _ = self.events.send(ClientEvent::Rejoined(j.core.view().clone()));
                             j
                         }
@@ -404,6 +438,13 @@ impl Supervisor {
             g.clear();
         }
         self.conn.send_replace(Some(conn.clone()));
+        let ctx = self.scene.as_ref().map(|shared| room::Ctx {
+            shared: shared.clone(),
+            out: self.out_tx.clone(),
+            view: self.view.clone(),
+            conn: conn.clone(),
+        });
+        let _frames = ctx.clone().map(|ctx| AbortOnDrop(tokio::spawn(room::accept_frames(ctx))));
         loop {
             tokio::select! {
                 m = self.out_rx.recv() => match m {
@@ -419,6 +460,9 @@ impl Supervisor {
                 },
                 r = rx.recv() => match r {
                     Ok(m) => {
+                        if let Some(ctx) = &ctx {
+                            room::on_relay_msg(ctx, &m);
+                        }
                         let (event, reply) = core.handle_message(m);
                         if let Ok(mut g) = self.view.lock() {
                             g.clone_from(core.view());
@@ -467,7 +511,11 @@ impl SessionClient {
         let menus: SharedMenus = Arc::new(Mutex::new(BTreeMap::new()));
         let (conn_tx, conn) = watch::channel(Some(first.conn.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let scene =
+            cfg.scene.then(|| Arc::new(room::Shared::new(Limits { max_payload: 256 << 20, ..Limits::default() })));
         let sup = Supervisor {
+            scene: scene.clone(),
+            out_tx: out.clone(),
             endpoint,
             cfg,
             out_rx,
@@ -479,7 +527,7 @@ impl SessionClient {
             shutdown: shutdown_rx,
         };
         let task = tokio::spawn(sup.run(first));
-        Ok(Self { out, events, view, menus, pending, next_req: 1, conn, shutdown, task })
+        Ok(Self { out, events, view, menus, pending, next_req: 1, conn, shutdown, task, scene })
     }
 
     /// The room as of the last message received.
@@ -640,5 +688,89 @@ impl SessionClient {
     /// Leaves the room and closes the connection; no reconnection follows.
     pub fn close(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Reads the room's scene ([`ClientConfig::scene`]); `None` when the client does not keep
+    /// one.
+    pub fn with_scene<T>(&self, f: impl FnOnce(&RoomScene) -> T) -> Option<T> {
+        let shared = self.scene.as_ref()?;
+        let scene = shared.scene.lock().ok()?;
+        Some(f(&scene))
+    }
+
+    /// Waits until `f` finds what it looks for in the room's scene (it is called now and after
+    /// every change), and returns it.
+    ///
+    /// ```no_run
+    /// # use molstream_net::client::SessionClient;
+    /// # async fn run(client: &SessionClient) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let atoms = client
+    ///     .wait_for(Duration::from_secs(5), |s| s.workspace().complexes().first().map(|c| c.current().positions.len()))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`], [`ClientError::NoScene`].
+    pub async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut f: impl FnMut(&RoomScene) -> Option<T>,
+    ) -> Result<T, ClientError> {
+        let shared = self.scene.as_ref().ok_or(ClientError::NoScene)?;
+        let mut changes = shared.version.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            changes.borrow_and_update();
+            if let Some(t) = shared.scene.lock().ok().and_then(|s| f(&s)) {
+                return Ok(t);
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(ClientError::Disconnected),
+                Err(_) => return Err(ClientError::Timeout),
+            }
+        }
+    }
+
+    fn room_ctx(&self) -> Result<room::Ctx, ClientError> {
+        let shared = self.scene.clone().ok_or(ClientError::NoScene)?;
+        let conn = self.connection().ok_or(ClientError::Disconnected)?;
+        Ok(room::Ctx { shared, out: self.out.clone(), view: self.view.clone(), conn })
+    }
+
+    /// This user moves atoms of a complex (in this client's copy). As presenter, the reading
+    /// streams on the complex get the new positions and the room's instances are told
+    /// (`ComplexesUpdated`).
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownComplex`], [`ClientError::NoScene`].
+    pub async fn move_atoms(&self, complex: ComplexId, moves: &[(AtomId, Vec3)]) -> Result<(), ClientError> {
+        let ctx = self.room_ctx()?;
+        if room::move_atoms(&ctx, complex, moves).await { Ok(()) } else { Err(ClientError::UnknownComplex(complex)) }
+    }
+
+    /// This user selects (or deselects) atoms of a complex. As presenter, the room's instances
+    /// are told (`SelectionChanged`).
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownComplex`], [`ClientError::NoScene`].
+    pub fn select_atoms(&self, complex: ComplexId, atoms: &[AtomId], selected: bool) -> Result<(), ClientError> {
+        let ctx = self.room_ctx()?;
+        if room::select_atoms(&ctx, complex, atoms, selected) {
+            Ok(())
+        } else {
+            Err(ClientError::UnknownComplex(complex))
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

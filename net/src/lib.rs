@@ -10,6 +10,8 @@
 //! - [`menu`]: menus (layout tree, elements, updates, user events);
 //! - [`host`]: the plugin host SDK ([`host::Plugin`], [`host::PluginHost`]);
 //! - [`client`]: the session client ([`client::SessionClient`]);
+//! - [`scene`]: a session client's copy of its room ([`scene::RoomScene`]): workspace, decoders,
+//!   GPU buffers, shapes and effects;
 //!
 //! The protocol logic is plain code, fed bytes and polled for messages, so it is tested
 //! deterministically and driven by thin async tasks. `net/PROTOCOL.md` documents the wire
@@ -25,6 +27,7 @@ pub mod host;
 pub mod menu;
 pub mod proto;
 pub mod relay;
+pub mod scene;
 pub mod tls;
 
 /// ALPN protocol id spoken on molstream QUIC connections.

@@ -43,6 +43,8 @@ fn peer_msgs() -> Vec<PeerMsg> {
         PeerMsg::Deactivate { req: 12, instance: InstanceId(3) },
         PeerMsg::ToInstance { instance: InstanceId(3), body: Bytes::from_static(b"run") },
         PeerMsg::KeyframeWanted { instance: InstanceId(3), channel: 7 },
+        PeerMsg::ForgetChannels { instance: InstanceId(3), channels: vec![0x8000_0001, 7] },
+        PeerMsg::ForgetChannels { instance: InstanceId(3), channels: vec![] },
     ]
 }
 
@@ -89,6 +91,7 @@ fn relay_msgs() -> Vec<RelayMsg> {
         RelayMsg::FromInstance { instance: InstanceId(5), scope: Scope::Direct, body: Bytes::new() },
         RelayMsg::Activated { req: 1, instance: InstanceId(5) },
         RelayMsg::RequestFailed { req: 1, reason: "unknown plugin".into() },
+        RelayMsg::UplinkKeyframe { instance: InstanceId(5), channel: 3 },
     ];
     for reason in reasons {
         v.push(RelayMsg::StopInstance { instance: InstanceId(5), reason: reason.clone() });
@@ -105,8 +108,17 @@ fn every_message_round_trips() {
     for m in relay_msgs() {
         assert_eq!(RelayMsg::decode(&m.encode().into()).unwrap(), m);
     }
-    let head = StreamHead::Frames { instance: InstanceId(3), channel: u32::MAX };
-    assert_eq!(StreamHead::decode(&head.encode().into()).unwrap(), head);
+    for head in [
+        StreamHead::Frames { instance: InstanceId(3), channel: u32::MAX },
+        StreamHead::Uplink { instance: InstanceId(3), channel: 9 },
+        StreamHead::FromUser { instance: InstanceId(3), user: UserId(4), channel: 9 },
+    ] {
+        assert_eq!(StreamHead::decode(&head.encode().into()).unwrap(), head);
+        let b = head.encode();
+        for cut in 0..b.len() {
+            assert!(StreamHead::decode(&Bytes::copy_from_slice(&b[..cut])).is_err());
+        }
+    }
 }
 
 #[test]
@@ -141,13 +153,13 @@ fn trailing_bytes_are_an_error() {
 
 #[test]
 fn unknown_tags_are_refused() {
-    for tag in [0u8, 4, 15, 22, 31, 36, 47, 200, 255] {
+    for tag in [0u8, 4, 15, 23, 31, 36, 47, 200, 255] {
         assert_eq!(
             PeerMsg::decode(&Bytes::from(vec![tag, 0, 0, 0])),
             Err(DecodeError::UnknownTag { what: "peer message", tag })
         );
     }
-    for tag in [0u8, 4, 23, 42, 255] {
+    for tag in [0u8, 4, 23, 43, 255] {
         assert!(matches!(RelayMsg::decode(&Bytes::from(vec![tag])), Err(DecodeError::UnknownTag { .. })));
     }
     // Unknown role inside a Hello, unknown retain, unknown stop reason.
@@ -163,7 +175,7 @@ fn unknown_tags_are_refused() {
         RelayMsg::decode(&Bytes::from(vec![38, 1, 6])),
         Err(DecodeError::UnknownTag { what: "stop reason", tag: 6 })
     ));
-    assert!(matches!(StreamHead::decode(&Bytes::from(vec![2, 1, 1])), Err(DecodeError::UnknownTag { .. })));
+    assert!(matches!(StreamHead::decode(&Bytes::from(vec![4, 1, 1])), Err(DecodeError::UnknownTag { .. })));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::api::ToPlugin;
 use crate::proto::{InstanceId, PeerMsg, PluginId, PluginMeta, RelayMsg, StopReason, UserId};
 
 /// What the host driver must act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HostEvent {
     /// Plugin number `local` (registration order) was registered as `plugin`.
     Registered {
@@ -202,7 +202,8 @@ impl HostCore {
             | RelayMsg::InstanceStopped { .. }
             | RelayMsg::FromInstance { .. }
             | RelayMsg::Activated { .. }
-            | RelayMsg::RequestFailed { .. } => return Err(UnexpectedMessage("a session client message")),
+            | RelayMsg::RequestFailed { .. }
+            | RelayMsg::UplinkKeyframe { .. } => return Err(UnexpectedMessage("a session client message")),
         }
         Ok(())
     }
@@ -226,7 +227,8 @@ impl HostCore {
         let instance = match &msg {
             PeerMsg::ToRoom { instance, .. }
             | PeerMsg::ToPresenter { instance, .. }
-            | PeerMsg::ToUser { instance, .. } => *instance,
+            | PeerMsg::ToUser { instance, .. }
+            | PeerMsg::ForgetChannels { instance, .. } => *instance,
             _ => return,
         };
         if self.instances.contains_key(&instance) {

@@ -32,6 +32,12 @@ pub mod core;
 pub mod menus;
 pub mod process;
 pub mod reload;
+pub mod sdk;
+
+pub use self::sdk::{
+    Interrupt, PresenterInfo, ReadingStream, StreamData, StreamError, StreamId, StreamKind, StreamTarget,
+    WritingStream, shape,
+};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -53,6 +59,7 @@ use crate::proto::{InstanceId, PeerMsg, PluginId, PluginMeta, Retain, Role, Stre
 use crate::tls::{self, TlsError, TransportSettings, Trust};
 pub use process::Isolation;
 pub use reload::ReloadConfig;
+use molstream_engine::ComplexId;
 
 /// What plugin callbacks return: any error ends the instance and is reported to its room.
 pub type PluginResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -119,6 +126,58 @@ pub trait Plugin: Send + 'static {
         async { Ok(()) }
     }
 
+    /// Complexes appeared in the room's workspace (reported by the presenter's client).
+    fn on_complexes_added(
+        &mut self,
+        session: &Session,
+        ids: &[ComplexId],
+    ) -> impl Future<Output = PluginResult> + Send {
+        let _ = (session, ids);
+        async { Ok(()) }
+    }
+
+    /// Complexes left the room's workspace; streams on them were interrupted first.
+    fn on_complexes_removed(
+        &mut self,
+        session: &Session,
+        ids: &[ComplexId],
+    ) -> impl Future<Output = PluginResult> + Send {
+        let _ = (session, ids);
+        async { Ok(()) }
+    }
+
+    /// Complexes were replaced whole, edited, or changed by the presenter's user.
+    fn on_complexes_updated(
+        &mut self,
+        session: &Session,
+        ids: &[ComplexId],
+    ) -> impl Future<Output = PluginResult> + Send {
+        let _ = (session, ids);
+        async { Ok(()) }
+    }
+
+    /// The presenter's user changed the selection of a complex.
+    fn on_selection_changed(
+        &mut self,
+        session: &Session,
+        complex: ComplexId,
+    ) -> impl Future<Output = PluginResult> + Send {
+        let _ = (session, complex);
+        async { Ok(()) }
+    }
+
+    /// A writing or reading stream was interrupted (its complex removed or superseded, its
+    /// shape destroyed, the presenter changed); its updates now fail.
+    fn on_stream_interrupted(
+        &mut self,
+        session: &Session,
+        stream: StreamId,
+        reason: &Interrupt,
+    ) -> impl Future<Output = PluginResult> + Send {
+        let _ = (session, stream, reason);
+        async { Ok(()) }
+    }
+
     /// The instance is being stopped (deactivated, presenter left, room empty).
     fn on_stop(&mut self, session: &Session) -> impl Future<Output = PluginResult> + Send {
         let _ = session;
@@ -135,6 +194,24 @@ pub enum SessionError {
     /// Opening or writing a stream failed.
     #[error(transparent)]
     Conn(#[from] ConnError),
+    /// The presenter refused the request (an unknown complex or atom, an unsupported request).
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
+    /// No answer in time.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The presenter changed before answering.
+    #[error("the presenter changed before answering")]
+    PresenterChanged,
+    /// A frame could not be encoded, or one received could not be decoded.
+    #[error(transparent)]
+    Codec(#[from] molstream_engine::codec::CodecError),
+    /// A structure file could not be loaded.
+    #[error(transparent)]
+    Load(#[from] molstream_engine::io::LoadError),
+    /// The presenter's client answered something that does not fit the request.
+    #[error("unexpected answer: {0}")]
+    Unexpected(&'static str),
 }
 
 #[derive(Debug)]
@@ -146,6 +223,7 @@ struct SessionInner {
     out: mpsc::Sender<PeerMsg>,
     link: Link,
     menus: tokio::sync::Mutex<menus::MenuBook>,
+    api: sdk::InstanceApi,
 }
 
 /// How an instance's frame channels reach the relay: its host's QUIC connection, or (in an
@@ -620,9 +698,14 @@ async fn instance_body<P: Plugin>(mut p: P, s: Session, mut requests: mpsc::Rece
             }
             Request::Presenter(u) => {
                 s.inner.presenter.store(u.0, Ordering::Relaxed);
+                sdk::presenter_changed(&mut p, &s, u).await.map_err(err)?;
                 p.on_presenter_changed(&s, u).await.map_err(err)?;
             }
+            Request::Keyframe(channel) if sdk::owns_channel(channel) => {
+                sdk::send_keyframe(&s, channel).await.map_err(|e| e.to_string())?;
+            }
             Request::Keyframe(channel) => p.on_keyframe_wanted(&s, channel).await.map_err(err)?,
+            Request::Api { from, request } => sdk::on_api(&mut p, &s, from, request).await.map_err(err)?,
         }
     }
     p.on_stop(&s).await.map_err(err)
@@ -742,6 +825,9 @@ impl PluginHost {
         let (out_tx, mut out_rx) = mpsc::channel::<PeerMsg>(OUT_QUEUE);
         let (ended_tx, mut ended_rx) = mpsc::channel::<(InstanceId, Option<String>)>(64);
         let mut running: HashMap<InstanceId, RunningInstance> = HashMap::new();
+        // Uplinks (frame streams from users to instances) arrive as unidirectional streams.
+        let (uplink_tx, mut uplink_rx) = mpsc::channel::<(InstanceId, UserId, u32, quinn::RecvStream)>(64);
+        let uplinks = tokio::spawn(accept_uplinks(conn.clone(), uplink_tx));
         let result = 'serve: loop {
             while let Some(m) = core.poll_transmit() {
                 if let Err(e) = tx.send(&m).await {
@@ -771,6 +857,7 @@ impl PluginHost {
                                 out: out_tx.clone(),
                                 link: Link::Quic(conn.clone()),
                                 menus: tokio::sync::Mutex::default(),
+                                api: sdk::InstanceApi::default(),
                             }),
                         };
                         let (req_tx, req_rx) = mpsc::channel(INSTANCE_QUEUE);
@@ -806,7 +893,15 @@ impl PluginHost {
                             });
                         }
                     }
+                    HostEvent::Input { instance, from, request } if sdk::is_reply(&request) => {
+                        if let Some(r) = running.get(&instance) {
+                            r.session.inner.api.deliver_reply(from, r.session.presenter(), request);
+                        }
+                    }
                     HostEvent::Input { instance, from, request } => {
+                        if let Some(r) = running.get(&instance) {
+                            r.session.inner.api.note_event(from, r.session.presenter(), instance, &request);
+                        }
                         deliver(&mut running, &mut core, instance, Request::Api { from, request });
                     }
                     HostEvent::Presenter { instance, presenter } => {
@@ -828,6 +923,12 @@ impl PluginHost {
                     Err(e) => break 'serve Served::Lost(e.to_string()),
                 },
                 Some(m) = out_rx.recv() => core.instance_message(m),
+                Some((instance, user, channel, mut recv)) = uplink_rx.recv() => match running.get(&instance) {
+                    Some(r) => r.session.inner.api.uplink_arrived(user, channel, recv),
+                    None => {
+                        let _ = recv.stop(quinn::VarInt::from_u32(0));
+                    }
+                },
                 Some((instance, error)) = ended_rx.recv() => {
                     if let Some(e) = &error {
                         tracing::warn!(%instance, error = %e, "instance failed");
@@ -841,12 +942,32 @@ impl PluginHost {
                 }
             }
         };
+        uplinks.abort();
         for (_, r) in running.drain() {
             r.abort.abort();
             drop(r.session);
         }
         registered.send_replace(vec![None; self.plugins.len()]);
         Ok(result)
+    }
+}
+
+/// Accepts the relay's unidirectional streams (uplinks from users, `StreamHead::FromUser`) and
+/// hands them to the serve loop; anything else is refused.
+async fn accept_uplinks(conn: Connection, tx: mpsc::Sender<(InstanceId, UserId, u32, quinn::RecvStream)>) {
+    while let Ok(mut recv) = conn.accept_uni().await {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(10), conn::read_head(&mut recv)).await {
+                Ok(Ok(StreamHead::FromUser { instance, user, channel })) => {
+                    let _ = tx.send((instance, user, channel, recv)).await;
+                }
+                other => {
+                    tracing::warn!(?other, "a stream from the relay that is not an uplink refused");
+                    let _ = recv.stop(quinn::VarInt::from_u32(0));
+                }
+            }
+        });
     }
 }
 

@@ -638,6 +638,7 @@ mod imp {
                 out,
                 link: Link::Pipe(PipeLink { tx: to_host.clone(), next: AtomicU32::new(0) }),
                 menus: tokio::sync::Mutex::default(),
+                api: crate::host::sdk::InstanceApi::default(),
             }),
         };
         let (req_tx, req_rx) = mpsc::channel(INSTANCE_QUEUE);

@@ -48,6 +48,14 @@ pub const MAX_INTEGRATIONS: usize = 64;
 pub const MAX_LIST: usize = 4096;
 /// Largest opaque body carried by a control message.
 pub const MAX_BODY: usize = MAX_CONTROL_MESSAGE - 64;
+/// Frame channels from this number on name room-wide objects: channel `ROOM_CHANNELS + c`
+/// carries complex `c` of the room's workspace, whichever instance publishes it. A keyframe
+/// on such a channel supersedes what the relay keeps of the same channel of the room's other
+/// instances (the last publisher wins, for users present and for late joiners alike).
+/// Channels below are private to their instance.
+pub const ROOM_CHANNELS: u32 = 0x8000_0000;
+/// The private channel the plugin SDK sends an instance's shapes on (frame kinds 5 and 6).
+pub const SHAPES_CHANNEL: u32 = ROOM_CHANNELS - 1;
 
 macro_rules! wire_id {
     ($(#[$doc:meta])* $name:ident) => {

@@ -185,6 +185,15 @@ pub enum PeerMsg {
         /// Opaque body.
         body: Bytes,
     },
+    /// Tag 22 (host). Drops the frames the relay keeps for late joiners on these channels:
+    /// the instance's own channels, and the room-wide channels (≥ [`super::ROOM_CHANNELS`], one
+    /// per complex) of every instance of its room. Sent when complexes are removed.
+    ForgetChannels {
+        /// The sending instance.
+        instance: InstanceId,
+        /// The channels.
+        channels: Vec<u32>,
+    },
     /// Tag 32 (client). Starts the plugin in the client's room (or returns the running
     /// instance); answered with `Activated` or `RequestFailed`.
     Activate {
@@ -361,6 +370,14 @@ pub enum RelayMsg {
         /// Why.
         reason: String,
     },
+    /// Tag 42 (client). The instance's host fell behind on this client's uplink and deltas
+    /// were dropped: send a keyframe on it next.
+    UplinkKeyframe {
+        /// The instance the uplink goes to.
+        instance: InstanceId,
+        /// The uplink's channel.
+        channel: u32,
+    },
 }
 
 /// The first framed message on every unidirectional stream, telling what follows.
@@ -373,6 +390,25 @@ pub enum StreamHead {
         /// The instance.
         instance: InstanceId,
         /// The channel: the instance's own numbering of its frame streams.
+        channel: u32,
+    },
+    /// Tag 2. Codec frames from a session client to an instance of its room (an uplink: a
+    /// reading stream, or complexes the presenter sends in answer to a request), until the
+    /// stream ends. Sent by session clients only.
+    Uplink {
+        /// The instance.
+        instance: InstanceId,
+        /// The client's numbering of its uplinks to this instance.
+        channel: u32,
+    },
+    /// Tag 3. An uplink as the relay forwards it to the instance's plugin host, with the
+    /// sending user stamped. Sent by the relay only.
+    FromUser {
+        /// The instance.
+        instance: InstanceId,
+        /// The user who opened the uplink.
+        user: UserId,
+        /// The user's channel number.
         channel: u32,
     },
 }
@@ -559,6 +595,11 @@ impl PeerMsg {
                 w.u32(user.0);
                 w.bytes(body);
             }
+            Self::ForgetChannels { instance, channels } => {
+                w.u8(22);
+                w.u32(instance.0);
+                w.list(channels, |w, c| w.u32(*c));
+            }
             Self::Activate { req, plugin } => {
                 w.u8(32);
                 w.u32(*req);
@@ -617,6 +658,10 @@ impl PeerMsg {
                 user: UserId(r.u32("user")?),
                 body: r.bytes("body", MAX_BODY)?,
             },
+            22 => Self::ForgetChannels {
+                instance: InstanceId(r.u32("instance")?),
+                channels: r.list("channels", MAX_LIST, |r| r.u32("channel"))?,
+            },
             32 => Self::Activate { req: r.u32("req")?, plugin: PluginId(r.u32("plugin")?) },
             33 => Self::Deactivate { req: r.u32("req")?, instance: InstanceId(r.u32("instance")?) },
             34 => Self::ToInstance { instance: InstanceId(r.u32("instance")?), body: r.bytes("body", MAX_BODY)? },
@@ -639,6 +684,7 @@ impl PeerMsg {
             Self::ToRoom { .. } => "ToRoom",
             Self::ToPresenter { .. } => "ToPresenter",
             Self::ToUser { .. } => "ToUser",
+            Self::ForgetChannels { .. } => "ForgetChannels",
             Self::Activate { .. } => "Activate",
             Self::Deactivate { .. } => "Deactivate",
             Self::ToInstance { .. } => "ToInstance",
@@ -764,6 +810,11 @@ impl RelayMsg {
                 w.u32(*req);
                 w.str(reason);
             }
+            Self::UplinkKeyframe { instance, channel } => {
+                w.u8(42);
+                w.u32(instance.0);
+                w.u32(*channel);
+            }
         }
         w.buf
     }
@@ -833,6 +884,7 @@ impl RelayMsg {
             },
             40 => Self::Activated { req: r.u32("req")?, instance: InstanceId(r.u32("instance")?) },
             41 => Self::RequestFailed { req: r.u32("req")?, reason: r.str("reason", MAX_TEXT)? },
+            42 => Self::UplinkKeyframe { instance: InstanceId(r.u32("instance")?), channel: r.u32("channel")? },
             tag => return Err(DecodeError::UnknownTag { what: "relay message", tag }),
         };
         r.finish()?;
@@ -851,6 +903,17 @@ impl StreamHead {
                 w.u32(instance.0);
                 w.u32(*channel);
             }
+            Self::Uplink { instance, channel } => {
+                w.u8(2);
+                w.u32(instance.0);
+                w.u32(*channel);
+            }
+            Self::FromUser { instance, user, channel } => {
+                w.u8(3);
+                w.u32(instance.0);
+                w.u32(user.0);
+                w.u32(*channel);
+            }
         }
         w.buf
     }
@@ -863,6 +926,12 @@ impl StreamHead {
         let mut r = Reader::new(buf);
         let head = match r.u8("stream head tag")? {
             1 => Self::Frames { instance: InstanceId(r.u32("instance")?), channel: r.u32("channel")? },
+            2 => Self::Uplink { instance: InstanceId(r.u32("instance")?), channel: r.u32("channel")? },
+            3 => Self::FromUser {
+                instance: InstanceId(r.u32("instance")?),
+                user: UserId(r.u32("user")?),
+                channel: r.u32("channel")?,
+            },
             tag => return Err(DecodeError::UnknownTag { what: "stream head", tag }),
         };
         r.finish()?;

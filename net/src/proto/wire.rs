@@ -5,6 +5,7 @@
 //! | `u8` | one byte |
 //! | `bool` | one byte, 0 or 1 (anything else is an error) |
 //! | `varint` | unsigned LEB128, at most 10 bytes, no value above the field's type |
+//! | `f32` | 4 bytes, IEEE 754 little-endian, finite (NaN and infinities are refused) |
 //! | `str(max)` | varint byte length ≤ max, then UTF-8 bytes |
 //! | `bytes(max)` | varint length ≤ max, then the bytes |
 //! | `list(max)` | varint count ≤ max (and ≤ the bytes left), then the elements |
@@ -104,6 +105,11 @@ impl Writer {
         self.varint(u64::from(v));
     }
 
+    /// An `f32`, 4 bytes little-endian.
+    pub fn f32(&mut self, v: f32) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
     /// Length-prefixed bytes.
     pub fn bytes(&mut self, v: &[u8]) {
         self.varint(v.len() as u64);
@@ -194,6 +200,13 @@ impl<'a> Reader<'a> {
     /// A varint that must fit in `u32`.
     pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         u32::try_from(self.varint(what)?).map_err(|_| DecodeError::BadInteger(what))
+    }
+
+    /// A finite `f32`, 4 bytes little-endian (NaN and infinities are refused).
+    pub fn f32(&mut self, what: &'static str) -> Result<f32, DecodeError> {
+        let b = self.take(4, what)?;
+        let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if v.is_finite() { Ok(v) } else { Err(DecodeError::Invalid { what, why: "not a finite number" }) }
     }
 
     /// A varint that must fit in `u16`.

@@ -19,12 +19,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use molstream_engine::codec::{FrameHeader, Limits};
+use molstream_engine::codec::{FrameHeader, FrameKind, Limits};
 
 use crate::proto::msg::hello_version;
 use crate::proto::{
-    InstanceId, InstanceInfo, PROTOCOL_VERSION, PeerMsg, PluginId, PluginInfo, PluginMeta, RelayMsg, Retain, Role,
-    Scope, StopReason, StreamHead, User, UserId,
+    InstanceId, InstanceInfo, PROTOCOL_VERSION, PeerMsg, PluginId, PluginInfo, PluginMeta, ROOM_CHANNELS, RelayMsg,
+    Retain, Role, Scope, StopReason, StreamHead, User, UserId,
 };
 
 /// A connection to the relay, numbered by the driver.
@@ -71,6 +71,8 @@ pub struct RelayConfig {
     pub max_queued_frame_bytes: usize,
     /// Limits checked on every codec frame header.
     pub frame_limits: Limits,
+    /// Most uplinks (frame streams to instances) one session client may have open at once.
+    pub max_uplinks_per_user: usize,
 }
 
 impl Default for RelayConfig {
@@ -88,6 +90,7 @@ impl Default for RelayConfig {
             max_delta_chain_bytes: 16 << 20,
             max_queued_frame_bytes: 16 << 20,
             frame_limits: Limits { max_payload: 256 << 20, ..Limits::default() },
+            max_uplinks_per_user: 64,
         }
     }
 }
@@ -197,6 +200,22 @@ struct Room {
     instances: BTreeSet<InstanceId>,
     retained_bytes: usize,
     retained_frame_bytes: usize,
+    /// Room-wide channels (complexes) whose instance stopped: the workspace keeps them, so late
+    /// joiners still get their keyframe and the deltas since, under the stopped instance's id.
+    orphans: BTreeMap<u32, Orphan>,
+}
+
+/// What a stopped instance left on a room-wide channel.
+#[derive(Debug)]
+struct Orphan {
+    instance: InstanceId,
+    frames: Vec<Bytes>,
+}
+
+impl Orphan {
+    fn len(&self) -> usize {
+        self.frames.iter().map(Bytes::len).sum()
+    }
 }
 
 #[derive(Debug)]
@@ -218,6 +237,9 @@ struct Channel {
     out: HashMap<PeerId, OutStream>,
     /// Users who lagged or lost sync: they get nothing but the next keyframe.
     waiting: BTreeSet<PeerId>,
+    /// `ForgetChannels` named the channel while its stream was open: it goes away when the
+    /// stream ends.
+    forgotten: bool,
 }
 
 impl Channel {
@@ -225,6 +247,38 @@ impl Channel {
     fn retained_len(&self) -> usize {
         self.keyframe.as_ref().map_or(0, Bytes::len) + self.chain_bytes
     }
+
+    /// Drops what is kept for late joiners; returns the bytes released.
+    fn forget_retained(&mut self) -> usize {
+        let released = self.retained_len();
+        self.keyframe = None;
+        self.chain.clear();
+        self.chain_bytes = 0;
+        self.chain_broken = false;
+        released
+    }
+}
+
+/// Whether a frame is a keyframe for flow control and late joiners: nothing before it is needed
+/// to decode what follows. Self-contained frames (structure keyframes, full shape frames) are
+/// the ones that are their own base; every other kind chains on `base_seq`.
+fn is_keyframe(header: &FrameHeader) -> bool {
+    header.base_seq == header.seq
+}
+
+/// A frame stream from a session client to an instance of its room, forwarded to the
+/// instance's host on one outgoing stream. Nothing is retained.
+#[derive(Debug)]
+struct Uplink {
+    user_peer: PeerId,
+    instance: InstanceId,
+    channel: u32,
+    host_peer: PeerId,
+    out: OutStream,
+    /// The host fell behind: deltas are dropped until the next keyframe.
+    waiting: bool,
+    /// The user was asked for a keyframe (once per lag).
+    keyframe_requested: bool,
 }
 
 #[derive(Debug)]
@@ -248,6 +302,7 @@ pub struct RelayCore {
     identities: HashMap<(String, String), PluginId>,
     instances: BTreeMap<InstanceId, Instance>,
     in_streams: HashMap<InStream, (PeerId, InstanceId, u32)>,
+    uplinks: HashMap<InStream, Uplink>,
     next_user: u32,
     next_plugin: u32,
     next_instance: u32,
@@ -278,6 +333,7 @@ impl RelayCore {
             identities: HashMap::new(),
             instances: BTreeMap::new(),
             in_streams: HashMap::new(),
+            uplinks: HashMap::new(),
             next_user: 1,
             next_plugin: 1,
             next_instance: 1,
@@ -442,6 +498,7 @@ impl RelayCore {
             instances: BTreeSet::new(),
             retained_bytes: 0,
             retained_frame_bytes: 0,
+            orphans: BTreeMap::new(),
         });
         room.users.push(user);
         let others: Vec<UserId> = room.users.iter().copied().filter(|u| *u != user).collect();
@@ -470,6 +527,21 @@ impl RelayCore {
         // update), then each frame channel's keyframe and the deltas since.
         for instance in instance_ids {
             self.replay_instance(instance, peer);
+        }
+        let orphans: Vec<(InstanceId, u32, Vec<Bytes>)> = self
+            .rooms
+            .get(room_name)
+            .map(|r| r.orphans.iter().map(|(c, o)| (o.instance, *c, o.frames.clone())).collect())
+            .unwrap_or_default();
+        for (instance, channel, frames) in orphans {
+            let stream = OutStream(self.next_stream);
+            self.next_stream += 1;
+            self.transmits
+                .push_back((peer, Outgoing::OpenStream { stream, head: StreamHead::Frames { instance, channel } }));
+            for (i, bytes) in frames.into_iter().enumerate() {
+                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, key: i == 0 }));
+            }
+            self.transmits.push_back((peer, Outgoing::FinishStream { stream }));
         }
     }
 
@@ -577,6 +649,11 @@ impl RelayCore {
                     } else {
                         tracing::debug!(%instance, %user, "message to a user outside the instance's room dropped");
                     }
+                }
+            }
+            PeerMsg::ForgetChannels { instance, channels } => {
+                if self.own_instance(peer, instance) {
+                    self.forget_channels(instance, &channels);
                 }
             }
             other => self.close(peer, format!("{} is not a plugin host message", other.name())),
@@ -757,6 +834,20 @@ impl RelayCore {
             room.instances.remove(&instance);
             room.retained_bytes -= retained_bytes;
             room.retained_frame_bytes -= frame_bytes;
+            // Complexes outlive their publisher: their channels' frames stay for late joiners.
+            for (c, ch) in inst.channels.range(ROOM_CHANNELS..) {
+                if let Some(key) = &ch.keyframe {
+                    let mut frames = vec![key.clone()];
+                    if !ch.chain_broken {
+                        frames.extend(ch.chain.iter().cloned());
+                    }
+                    let orphan = Orphan { instance, frames };
+                    room.retained_frame_bytes += orphan.len();
+                    if let Some(old) = room.orphans.insert(*c, orphan) {
+                        room.retained_frame_bytes -= old.len();
+                    }
+                }
+            }
         }
         for ch in inst.channels.values() {
             if let Some(s) = ch.in_stream {
@@ -766,6 +857,7 @@ impl RelayCore {
                 self.transmits.push_back((*peer, Outgoing::FinishStream { stream: *stream }));
             }
         }
+        self.drop_uplinks(|u| u.instance == instance);
         if tell_host && self.peers.contains_key(&inst.host_peer) {
             self.send(inst.host_peer, RelayMsg::StopInstance { instance, reason: reason.clone() });
         }
@@ -774,14 +866,23 @@ impl RelayCore {
         self.events.push_back(RelayEvent::InstanceStopped { instance, reason });
     }
 
-    /// A plugin host opened a frame stream. Accepted only for a live instance of its own
-    /// plugins, once per channel at a time.
+    /// A peer opened a frame stream. `Frames` is accepted from a plugin host only for a live
+    /// instance of its own plugins, once per channel at a time; `Uplink` from a session client
+    /// only to an instance of its own room (another room's instance is refused quietly, as
+    /// `ToInstance` to it is dropped), at most [`RelayConfig::max_uplinks_per_user`] at once.
     pub fn handle_stream_opened(&mut self, peer: PeerId, head: StreamHead, _now: Instant) -> Option<InStream> {
+        let (instance, channel) = match head {
+            StreamHead::Frames { instance, channel } => (instance, channel),
+            StreamHead::Uplink { instance, channel } => return self.uplink_opened(peer, instance, channel),
+            StreamHead::FromUser { .. } => {
+                self.close(peer, "FromUser streams are opened by the relay only".into());
+                return None;
+            }
+        };
         if !matches!(self.peers.get(&peer), Some(Peer::Host { .. })) {
             self.close(peer, "only plugin hosts open frame streams".into());
             return None;
         }
-        let StreamHead::Frames { instance, channel } = head;
         if !self.own_instance(peer, instance) {
             return None;
         }
@@ -807,14 +908,15 @@ impl RelayCore {
     /// exactly as received). The payload is never decoded: the frame is retained if the
     /// channel's late-join state needs it and forwarded to every user of the room.
     pub fn handle_frame(&mut self, stream: InStream, header: &FrameHeader, bytes: &Bytes) -> StreamVerdict {
+        if self.uplinks.contains_key(&stream) {
+            return self.uplink_frame(stream, header, bytes);
+        }
         let Some(&(_, instance, channel)) = self.in_streams.get(&stream) else { return StreamVerdict::Stop };
         let max_chain = self.cfg.max_delta_chain_bytes;
         let Some(inst) = self.instances.get_mut(&instance) else { return StreamVerdict::Stop };
         let room_name = inst.room.clone();
         let Some(ch) = inst.channels.get_mut(&channel) else { return StreamVerdict::Stop };
-        // Self-contained frames (structure keyframes, full shape frames) are the ones that are
-        // their own base; every other kind chains on `base_seq`.
-        let is_key = header.base_seq == header.seq;
+        let is_key = is_keyframe(header);
         let budget = self.cfg.max_retained_frame_bytes_per_room;
         let Some(room) = self.rooms.get_mut(&room_name) else { return StreamVerdict::Stop };
         let before = ch.retained_len();
@@ -865,15 +967,135 @@ impl RelayCore {
             sends.push((peer, Outgoing::Frame { stream, bytes: bytes.clone(), key: is_key }));
         }
         self.transmits.extend(sends);
+        if header.kind == FrameKind::Keyframe && channel >= ROOM_CHANNELS {
+            self.supersede(&room_name, instance, channel);
+        }
         StreamVerdict::Continue
+    }
+
+    /// A structure keyframe on room-wide channel `channel` of `instance`: the same channel of
+    /// the room's other instances keeps nothing more for late joiners (the last publisher of a
+    /// complex wins).
+    fn supersede(&mut self, room_name: &str, instance: InstanceId, channel: u32) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        if let Some(o) = room.orphans.remove(&channel) {
+            room.retained_frame_bytes -= o.len();
+        }
+        for other in &room.instances {
+            if *other == instance {
+                continue;
+            }
+            if let Some(ch) = self.instances.get_mut(other).and_then(|i| i.channels.get_mut(&channel)) {
+                room.retained_frame_bytes -= ch.forget_retained();
+            }
+        }
+    }
+
+    /// `ForgetChannels` from `instance`'s host: its own listed channels and the room-wide ones
+    /// of the room's other instances keep nothing more; a channel without an open stream goes
+    /// away (its users' streams are finished), an open one when its stream ends.
+    fn forget_channels(&mut self, instance: InstanceId, channels: &[u32]) {
+        let Some(room_name) = self.instances.get(&instance).map(|i| i.room.clone()) else { return };
+        let Some(room) = self.rooms.get_mut(&room_name) else { return };
+        for c in channels {
+            if let Some(o) = room.orphans.remove(c) {
+                room.retained_frame_bytes -= o.len();
+            }
+        }
+        let members: Vec<InstanceId> = room.instances.iter().copied().collect();
+        let mut finish = Vec::new();
+        for other in members {
+            let Some(inst) = self.instances.get_mut(&other) else { continue };
+            for &c in channels {
+                if other != instance && c < ROOM_CHANNELS {
+                    continue;
+                }
+                let Some(ch) = inst.channels.get_mut(&c) else { continue };
+                room.retained_frame_bytes -= ch.forget_retained();
+                if ch.in_stream.is_some() {
+                    ch.forgotten = true;
+                } else if let Some(ch) = inst.channels.remove(&c) {
+                    finish.extend(ch.out);
+                }
+            }
+        }
+        for (peer, stream) in finish {
+            self.transmits.push_back((peer, Outgoing::FinishStream { stream }));
+        }
+    }
+
+    fn uplink_opened(&mut self, peer: PeerId, instance: InstanceId, channel: u32) -> Option<InStream> {
+        let Some(Peer::Client { user }) = self.peers.get(&peer) else {
+            self.close(peer, "only session clients open uplinks".into());
+            return None;
+        };
+        let room = self.users.get(user).map(|u| u.room.clone())?;
+        let Some(host_peer) = self.instances.get(&instance).filter(|i| i.room == room).map(|i| i.host_peer) else {
+            tracing::debug!(?peer, %instance, "uplink to an instance outside the user's room refused");
+            return None;
+        };
+        let open = self.uplinks.values().filter(|u| u.user_peer == peer).count();
+        if open >= self.cfg.max_uplinks_per_user {
+            self.close(peer, format!("more than {} uplinks open", self.cfg.max_uplinks_per_user));
+            return None;
+        }
+        let user = *user;
+        let id = InStream(self.next_stream);
+        let out = OutStream(self.next_stream + 1);
+        self.next_stream += 2;
+        self.transmits.push_back((
+            host_peer,
+            Outgoing::OpenStream { stream: out, head: StreamHead::FromUser { instance, user, channel } },
+        ));
+        self.uplinks.insert(
+            id,
+            Uplink { user_peer: peer, instance, channel, host_peer, out, waiting: false, keyframe_requested: false },
+        );
+        Some(id)
+    }
+
+    fn uplink_frame(&mut self, stream: InStream, header: &FrameHeader, bytes: &Bytes) -> StreamVerdict {
+        let Some(u) = self.uplinks.get_mut(&stream) else { return StreamVerdict::Stop };
+        let key = is_keyframe(header);
+        if key {
+            u.waiting = false;
+            u.keyframe_requested = false;
+        } else if u.waiting {
+            return StreamVerdict::Continue;
+        }
+        let (peer, out) = (u.host_peer, u.out);
+        self.transmits.push_back((peer, Outgoing::Frame { stream: out, bytes: bytes.clone(), key }));
+        StreamVerdict::Continue
+    }
+
+    /// Forgets the uplinks matching `pred`, finishing their streams to the hosts.
+    fn drop_uplinks(&mut self, pred: impl Fn(&Uplink) -> bool) {
+        let gone: Vec<InStream> = self.uplinks.iter().filter(|(_, u)| pred(u)).map(|(s, _)| *s).collect();
+        for s in gone {
+            if let Some(u) = self.uplinks.remove(&s) {
+                self.transmits.push_back((u.host_peer, Outgoing::FinishStream { stream: u.out }));
+            }
+        }
     }
 
     /// An incoming frame stream ended (finished or reset). The channel's retained state stays
     /// for late joiners until the instance stops; the host may open the channel again.
     pub fn handle_stream_finished(&mut self, stream: InStream) {
+        if let Some(u) = self.uplinks.remove(&stream) {
+            self.transmits.push_back((u.host_peer, Outgoing::FinishStream { stream: u.out }));
+            return;
+        }
         let Some((_, instance, channel)) = self.in_streams.remove(&stream) else { return };
-        if let Some(ch) = self.instances.get_mut(&instance).and_then(|i| i.channels.get_mut(&channel)) {
+        let Some(inst) = self.instances.get_mut(&instance) else { return };
+        if let Some(ch) = inst.channels.get_mut(&channel) {
             ch.in_stream = None;
+            if ch.forgotten
+                && let Some(ch) = inst.channels.remove(&channel)
+            {
+                for (peer, stream) in ch.out {
+                    self.transmits.push_back((peer, Outgoing::FinishStream { stream }));
+                }
+            }
         }
     }
 
@@ -884,6 +1106,10 @@ impl RelayCore {
     /// ([`RelayCore::handle_drained`]): a user that stopped reading never makes the plugin
     /// send keyframes to the whole room.
     pub fn handle_lagging(&mut self, peer: PeerId, stream: OutStream) {
+        if let Some(u) = self.uplinks.values_mut().find(|u| u.host_peer == peer && u.out == stream) {
+            u.waiting = true;
+            return;
+        }
         if let Some((_, _, ch)) = self.channel_of(peer, stream) {
             ch.waiting.insert(peer);
         }
@@ -892,6 +1118,14 @@ impl RelayCore {
     /// The driver wrote everything queued on `stream` to `peer`. If that user is waiting for a
     /// keyframe, the instance is asked for one (once per channel until it arrives).
     pub fn handle_drained(&mut self, peer: PeerId, stream: OutStream) {
+        if let Some(u) = self.uplinks.values_mut().find(|u| u.host_peer == peer && u.out == stream) {
+            if u.waiting && !u.keyframe_requested {
+                u.keyframe_requested = true;
+                let (user_peer, instance, channel) = (u.user_peer, u.instance, u.channel);
+                self.send(user_peer, RelayMsg::UplinkKeyframe { instance, channel });
+            }
+            return;
+        }
         let Some((instance, channel, ch)) = self.channel_of(peer, stream) else { return };
         if ch.waiting.contains(&peer) && !ch.keyframe_requested {
             ch.keyframe_requested = true;
@@ -963,7 +1197,10 @@ impl RelayCore {
                     self.broadcast_plugins();
                 }
             }
-            Peer::Client { user } => self.leave_room(peer, user),
+            Peer::Client { user } => {
+                self.drop_uplinks(|u| u.user_peer == peer);
+                self.leave_room(peer, user);
+            }
         }
     }
 
