@@ -57,9 +57,9 @@ use crate::conn::{self, ConnError, Control};
 use crate::menu::MenuEvent;
 use crate::proto::{InstanceId, PeerMsg, PluginId, PluginMeta, Retain, Role, StreamHead, UserId};
 use crate::tls::{self, TlsError, TransportSettings, Trust};
+use molstream_engine::ComplexId;
 pub use process::Isolation;
 pub use reload::ReloadConfig;
-use molstream_engine::ComplexId;
 
 /// What plugin callbacks return: any error ends the instance and is reported to its room.
 pub type PluginResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
