@@ -25,7 +25,15 @@ use molstream_engine::codec::{FrameKind, Limits};
 use molstream_engine::gpu::StructureBuffers;
 use molstream_engine::io::{Format, LoadOptions, load_bytes};
 
-const LIMITS: Limits = Limits { max_payload: 1 << 22, max_atoms: 1 << 20, max_string: 1 << 12 };
+const LIMITS: Limits = Limits {
+    max_payload: 1 << 22,
+    max_atoms: 1 << 20,
+    max_string: 1 << 12,
+    max_shapes: 1 << 12,
+    max_vertices: 1 << 16,
+    max_triangles: 1 << 17,
+    max_texture_bytes: 1 << 20,
+};
 
 /// The seeded receiver: what applying the first keyframe of 1hvr leaves.
 fn seeded() -> &'static (StreamDecoder, StructureBuffers) {
