@@ -1,4 +1,5 @@
-// Atoms as ray-cast sphere impostors. Composed after instances.wgsl and frame.wgsl.
+// Atoms as ray-cast sphere impostors. Composed after instances.wgsl, frame.wgsl and
+// impostors.wgsl.
 //
 // One instance per AtomInstance, 4 vertices (triangle strip): a square billboard perpendicular
 // to the eye ray through the atom's centre, just large enough to cover the sphere's silhouette
@@ -19,13 +20,6 @@ struct SphereVarying {
     @location(3) @interpolate(flat) ids: vec2<u32>,
 }
 
-const QUAD: array<vec2<f32>, 4> = array<vec2<f32>, 4>(
-    vec2<f32>(-1.0, -1.0),
-    vec2<f32>(1.0, -1.0),
-    vec2<f32>(-1.0, 1.0),
-    vec2<f32>(1.0, 1.0),
-);
-
 @vertex
 fn vs_atom(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> SphereVarying {
     var out: SphereVarying;
@@ -42,52 +36,13 @@ fn vs_atom(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> 
         out.clip = CULLED;
         return out;
     }
-    let w = c / d;
-    var up = vec3<f32>(0.0, 1.0, 0.0);
-    if abs(w.y) > 0.99 {
-        up = vec3<f32>(1.0, 0.0, 0.0);
-    }
-    let right = normalize(cross(w, up));
-    let up2 = cross(right, w);
-    // Silhouette-cone radius in the plane through the centre, plus 1.5 pixels for coverage.
-    let half = r * d / sqrt(d * d - r * r) + 1.5 * pixel_size(d);
-    let q = QUAD[vi];
-    let p = c + (right * q.x + up2 * q.y) * half;
+    let p = sphere_billboard(c, r, vi);
     out.clip = frame.proj * vec4<f32>(p, 1.0);
     out.ray = p;
     out.sphere = vec4<f32>(c, r);
     out.color = unpack_color(a.color);
     out.ids = vec2<u32>(a.pick_id, a.flags);
     return out;
-}
-
-// Ray (from the eye, unit direction `rd`) against a sphere: the surface point and normal, and
-// the pixel coverage. Rays that miss by less than a pixel take the silhouette point.
-struct SphereHit {
-    point: vec3<f32>,
-    normal: vec3<f32>,
-    coverage: f32,
-}
-
-fn sphere_hit(rd: vec3<f32>, sphere: vec4<f32>) -> SphereHit {
-    var hit: SphereHit;
-    let c = sphere.xyz;
-    let r = sphere.w;
-    let along = dot(rd, c);
-    let closest = rd * along;
-    let m2 = max(dot(c, c) - along * along, 0.0);
-    let m = sqrt(m2);
-    hit.coverage = edge_coverage(m - r, pixel_size(along));
-    if m2 <= r * r {
-        let t = along - sqrt(r * r - m2);
-        hit.point = rd * t;
-        hit.normal = (hit.point - c) / r;
-    } else {
-        let out = closest - c;
-        hit.normal = out / max(m, 1e-6);
-        hit.point = c + hit.normal * r;
-    }
-    return hit;
 }
 
 @fragment

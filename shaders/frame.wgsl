@@ -1,11 +1,11 @@
 // Per-frame uniforms and the shading shared by the atom and bond impostors.
 //
-// Composed after instances.wgsl and before atoms.wgsl / bonds.wgsl (see MODULES in
-// viewer/src/render/shaders.rs). Bind group 0: 0 atoms, 1 bonds (instances.wgsl), 2 frame,
-// 3 transforms, 4 bond extras (bonds.wgsl).
+// Composed after instances.wgsl and before the entry-point files (see MODULES in
+// viewer/src/render/shaders.rs). Bind group 0 of every scene pipeline: 0 atoms, 1 bonds
+// (instances.wgsl), 2 frame, 3 transforms, 4 bond extras (bonds.wgsl).
 
 // Mirror of `molstream_viewer::render::uniforms::FrameUniforms` (viewer/src/render/uniforms.rs,
-// 240 bytes); viewer/tests/wgsl.rs compares sizes and offsets with naga.
+// 272 bytes); viewer/tests/wgsl.rs compares sizes and offsets with naga.
 struct Frame {
     // World → view (right-handed, the camera looks down -z).
     view: mat4x4<f32>,
@@ -27,6 +27,13 @@ struct Frame {
     selection: vec4<f32>,
     // x: specular strength, y: shininess, z: edge darkening strength, w: edge exponent.
     material: vec4<f32>,
+    // x: how far labels are drawn in front of their anchor towards the eye, Å; y: least
+    // half-width of shape lines, pixels; z, w: unused.
+    shapes: vec4<f32>,
+    // x: 1 when culling and level of detail are on; y: projected radius (pixels) under which an
+    // atom is drawn as a point; z: projected bond radius (pixels) under which a bond is skipped;
+    // w: unused.
+    lod: vec4<f32>,
 }
 
 @group(0) @binding(2) var<uniform> frame: Frame;
@@ -89,6 +96,11 @@ fn shade(base: vec3<f32>, n: vec3<f32>, p: vec3<f32>, flags: u32) -> vec3<f32> {
         // A glowing rim keeps the selection visible on dark and on selection-coloured atoms.
         c = c + frame.selection.rgb * pow(rim, 2.0) * 0.8;
     }
+    return apply_fog(c, p);
+}
+
+// Depth fog towards the background at view-space point `p`.
+fn apply_fog(c: vec3<f32>, p: vec3<f32>) -> vec3<f32> {
     let f = clamp((length(p) - frame.fog.x) / max(frame.fog.y - frame.fog.x, 1e-3), 0.0, 1.0) * frame.fog.z;
     return mix(c, frame.background.rgb, f);
 }

@@ -3,9 +3,10 @@
 //! A frame is two passes:
 //! 1. **scene** (4× MSAA, `Rgba8UnormSrgb` colour resolved to a single-sample texture, `Depth32Float`
 //!    kept for the next pass): atom spheres (`vs_atom`/`fs_atom`), cylinder 0 of every bond
-//!    (`vs_bond`/`fs_bond`), the extra cylinders of multiple bonds (`vs_bond_extra`/`fs_bond`).
-//!    Impostors write their true depth and their silhouette coverage as alpha
-//!    (alpha-to-coverage).
+//!    (`vs_bond`/`fs_bond`), the extra cylinders of multiple bonds (`vs_bond_extra`/`fs_bond`),
+//!    then the plugin shapes ([`super::shapes`]): spheres, lines, meshes, and labels last
+//!    (blended, no depth write). Impostors write their true depth and their silhouette
+//!    coverage as alpha (alpha-to-coverage).
 //! 2. **composite**: one full-screen triangle reads the resolved colour and the depth, darkens
 //!    depth discontinuities (outlines) and writes the output format (sRGB-encoding in the
 //!    shader when the format is not sRGB).
@@ -24,6 +25,7 @@ use super::camera::{Bounds, Camera};
 use super::readback::{Region, read_region};
 use super::scene::Scene;
 use super::shaders::{self, ShaderModule};
+use super::shapes::ShapeLayers;
 use super::uniforms::{FrameUniforms, PostUniforms};
 
 /// MSAA sample count of the scene pass.
@@ -75,6 +77,11 @@ pub struct RenderSettings {
     pub wire_radius: f32,
     /// Least half-width of wire lines, pixels (keeps lines visible when zoomed out).
     pub wire_min_pixels: f32,
+    /// How far labels are drawn in front of their anchor, towards the eye, Å (so a label on an
+    /// atom is not hidden inside that atom's sphere).
+    pub label_lift: f32,
+    /// Least half-width of shape lines, pixels (thin lines stay visible when zoomed out).
+    pub line_min_pixels: f32,
 }
 
 impl Default for RenderSettings {
@@ -97,6 +104,8 @@ impl Default for RenderSettings {
             stick_radius: STICK_RADIUS,
             wire_radius: WIRE_RADIUS,
             wire_min_pixels: 0.75,
+            label_lift: 2.5,
+            line_min_pixels: 0.75,
         }
     }
 }
@@ -118,6 +127,14 @@ struct Pipelines {
     pick_atoms: wgpu::RenderPipeline,
     pick_bonds: wgpu::RenderPipeline,
     pick_bond_extras: wgpu::RenderPipeline,
+    shape_spheres: wgpu::RenderPipeline,
+    shape_lines: wgpu::RenderPipeline,
+    meshes: wgpu::RenderPipeline,
+    labels: wgpu::RenderPipeline,
+    pick_shape_spheres: wgpu::RenderPipeline,
+    pick_shape_lines: wgpu::RenderPipeline,
+    pick_meshes: wgpu::RenderPipeline,
+    pick_labels: wgpu::RenderPipeline,
     composite: wgpu::RenderPipeline,
 }
 
@@ -158,6 +175,7 @@ pub struct Renderer {
     pick: Option<PickTargets>,
     pick_readback: wgpu::Buffer,
     bounds: Option<Bounds>,
+    shapes: ShapeLayers,
     /// The camera used by the next frame.
     pub camera: Camera,
     /// Lighting and style of the next frame.
@@ -208,18 +226,35 @@ fn module(device: &wgpu::Device, m: ShaderModule) -> wgpu::ShaderModule {
     })
 }
 
-/// One pipeline drawing 4-vertex triangle-strip impostors.
-struct ImpostorPipeline<'a> {
+/// How a scene pipeline writes its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    /// Scene colour (4× MSAA), opaque: depth written, alpha is coverage (alpha-to-coverage).
+    Opaque,
+    /// Scene colour, premultiplied alpha blending, depth tested but not written (labels).
+    Blended,
+    /// Id target (single sample), depth written.
+    Pick,
+    /// Id target, depth tested but not written (labels).
+    PickOverlay,
+}
+
+/// One scene or pick pipeline without vertex buffers (vertices are pulled from storage).
+struct PipelineSpec<'a> {
     label: &'a str,
     layout: &'a wgpu::PipelineLayout,
     module: &'a wgpu::ShaderModule,
     vertex: &'a str,
     fragment: &'a str,
-    pick: bool,
+    topology: wgpu::PrimitiveTopology,
+    output: Output,
 }
 
-fn impostor_pipeline(device: &wgpu::Device, p: &ImpostorPipeline<'_>) -> wgpu::RenderPipeline {
-    let (format, samples) = if p.pick { (PICK_FORMAT, 1) } else { (SCENE_FORMAT, SAMPLE_COUNT) };
+fn scene_pipeline(device: &wgpu::Device, p: &PipelineSpec<'_>) -> wgpu::RenderPipeline {
+    let pick = matches!(p.output, Output::Pick | Output::PickOverlay);
+    let (format, samples) = if pick { (PICK_FORMAT, 1) } else { (SCENE_FORMAT, SAMPLE_COUNT) };
+    let overlay = matches!(p.output, Output::Blended | Output::PickOverlay);
+    let blend = (p.output == Output::Blended).then_some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING);
     device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
         label: Some(p.label),
         layout: Some(p.layout),
@@ -230,7 +265,7 @@ fn impostor_pipeline(device: &wgpu::Device, p: &ImpostorPipeline<'_>) -> wgpu::R
             buffers: &[],
         },
         primitive: wgpu::PrimitiveState {
-            topology: wgpu::PrimitiveTopology::TriangleStrip,
+            topology: p.topology,
             strip_index_format: None,
             front_face: wgpu::FrontFace::Ccw,
             cull_mode: None,
@@ -240,17 +275,21 @@ fn impostor_pipeline(device: &wgpu::Device, p: &ImpostorPipeline<'_>) -> wgpu::R
         },
         depth_stencil: Some(wgpu::DepthStencilState {
             format: DEPTH_FORMAT,
-            depth_write_enabled: Some(true),
-            depth_compare: Some(wgpu::CompareFunction::Less),
+            depth_write_enabled: Some(!overlay),
+            depth_compare: Some(if overlay { wgpu::CompareFunction::LessEqual } else { wgpu::CompareFunction::Less }),
             stencil: wgpu::StencilState::default(),
             bias: wgpu::DepthBiasState::default(),
         }),
-        multisample: wgpu::MultisampleState { count: samples, mask: !0, alpha_to_coverage_enabled: !p.pick },
+        multisample: wgpu::MultisampleState {
+            count: samples,
+            mask: !0,
+            alpha_to_coverage_enabled: p.output == Output::Opaque,
+        },
         fragment: Some(wgpu::FragmentState {
             module: p.module,
             entry_point: Some(p.fragment),
             compilation_options: wgpu::PipelineCompilationOptions::default(),
-            targets: &[Some(wgpu::ColorTargetState { format, blend: None, write_mask: wgpu::ColorWrites::ALL })],
+            targets: &[Some(wgpu::ColorTargetState { format, blend, write_mask: wgpu::ColorWrites::ALL })],
         }),
         multiview_mask: None,
         cache: None,
@@ -328,19 +367,59 @@ impl Renderer {
             bind_group_layouts: &[Some(&composite_layout)],
             immediate_size: 0,
         });
+        let shapes = ShapeLayers::new(device, queue);
+        let shapes_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("shapes"),
+            bind_group_layouts: &[Some(&scene_layout), Some(&shapes.layouts().shapes)],
+            immediate_size: 0,
+        });
+        let mesh_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("meshes"),
+            bind_group_layouts: &[Some(&scene_layout), Some(&shapes.layouts().shapes), Some(&shapes.layouts().mesh)],
+            immediate_size: 0,
+        });
         let atoms = module(device, shaders::ATOMS);
         let bonds = module(device, shaders::BONDS);
+        let shape_module = module(device, shaders::SHAPES);
         let composite = module(device, shaders::COMPOSITE);
-        let imp = |label, module, vertex, fragment, pick| {
-            impostor_pipeline(device, &ImpostorPipeline { label, layout: &scene_pl, module, vertex, fragment, pick })
+        let strip = wgpu::PrimitiveTopology::TriangleStrip;
+        let list = wgpu::PrimitiveTopology::TriangleList;
+        let make = |label, layout, module, vertex, fragment, topology, output| {
+            scene_pipeline(device, &PipelineSpec { label, layout, module, vertex, fragment, topology, output })
         };
+        let (sc, sh, me) = (&scene_pl, &shapes_pl, &mesh_pl);
+        let (o, b, pk, po) = (Output::Opaque, Output::Blended, Output::Pick, Output::PickOverlay);
         let pipelines = Pipelines {
-            atoms: imp("atoms", &atoms, "vs_atom", "fs_atom", false),
-            bonds: imp("bonds", &bonds, "vs_bond", "fs_bond", false),
-            bond_extras: imp("bond extras", &bonds, "vs_bond_extra", "fs_bond", false),
-            pick_atoms: imp("pick atoms", &atoms, "vs_atom", "fs_atom_pick", true),
-            pick_bonds: imp("pick bonds", &bonds, "vs_bond", "fs_bond_pick", true),
-            pick_bond_extras: imp("pick bond extras", &bonds, "vs_bond_extra", "fs_bond_pick", true),
+            atoms: make("atoms", sc, &atoms, "vs_atom", "fs_atom", strip, o),
+            bonds: make("bonds", sc, &bonds, "vs_bond", "fs_bond", strip, o),
+            bond_extras: make("bond extras", sc, &bonds, "vs_bond_extra", "fs_bond", strip, o),
+            pick_atoms: make("pick atoms", sc, &atoms, "vs_atom", "fs_atom_pick", strip, pk),
+            pick_bonds: make("pick bonds", sc, &bonds, "vs_bond", "fs_bond_pick", strip, pk),
+            pick_bond_extras: make("pick bond extras", sc, &bonds, "vs_bond_extra", "fs_bond_pick", strip, pk),
+            shape_spheres: make("shape spheres", sh, &shape_module, "vs_shape_sphere", "fs_shape_sphere", strip, o),
+            shape_lines: make("shape lines", sh, &shape_module, "vs_shape_line", "fs_shape_line", strip, o),
+            meshes: make("meshes", me, &shape_module, "vs_mesh", "fs_mesh", list, o),
+            labels: make("labels", sh, &shape_module, "vs_label", "fs_label", strip, b),
+            pick_shape_spheres: make(
+                "pick shape spheres",
+                sh,
+                &shape_module,
+                "vs_shape_sphere",
+                "fs_shape_sphere_pick",
+                strip,
+                pk,
+            ),
+            pick_shape_lines: make(
+                "pick shape lines",
+                sh,
+                &shape_module,
+                "vs_shape_line",
+                "fs_shape_line_pick",
+                strip,
+                pk,
+            ),
+            pick_meshes: make("pick meshes", me, &shape_module, "vs_mesh", "fs_mesh_pick", list, pk),
+            pick_labels: make("pick labels", sh, &shape_module, "vs_label", "fs_label_pick", strip, po),
             composite: device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
                 label: Some("composite"),
                 layout: Some(&composite_pl),
@@ -394,6 +473,7 @@ impl Renderer {
             pick: None,
             pick_readback,
             bounds: None,
+            shapes,
             camera: Camera::default(),
             settings: RenderSettings::default(),
         })
@@ -558,6 +638,8 @@ impl Renderer {
             bond_radius: [s.ball_and_stick_bond_radius, s.stick_radius, s.wire_radius, s.wire_min_pixels],
             selection: [sel[0], sel[1], sel[2], s.selection_weight],
             material: [s.specular, s.shininess, s.edge_darkening, s.edge_exponent],
+            shapes: [s.label_lift, s.line_min_pixels, 0.0, 0.0],
+            lod: [0.0; 4],
         }
     }
 
@@ -594,6 +676,40 @@ impl Renderer {
         if self.scene.extra_count() > 0 {
             pass.set_pipeline(extras);
             pass.draw(0..4, 0..self.scene.extra_count());
+        }
+        self.draw_shapes(pass, pick);
+    }
+
+    fn draw_shapes(&self, pass: &mut wgpu::RenderPass<'_>, pick: bool) {
+        let p = &self.pipelines;
+        let sh = &self.shapes;
+        let c = sh.counts();
+        if c.spheres + c.lines + c.meshes + c.glyphs == 0 {
+            return;
+        }
+        pass.set_bind_group(1, sh.bind_group(), &[]);
+        if c.spheres > 0 {
+            pass.set_pipeline(if pick { &p.pick_shape_spheres } else { &p.shape_spheres });
+            pass.draw(0..4, 0..c.spheres);
+        }
+        if c.lines > 0 {
+            pass.set_pipeline(if pick { &p.pick_shape_lines } else { &p.shape_lines });
+            pass.draw(0..4, 0..c.lines);
+        }
+        if c.meshes > 0 {
+            pass.set_pipeline(if pick { &p.pick_meshes } else { &p.meshes });
+            for (instance, bind_group, indices, count) in sh.mesh_draws() {
+                if count > 0 {
+                    pass.set_bind_group(2, bind_group, &[]);
+                    pass.set_index_buffer(indices.slice(..), wgpu::IndexFormat::Uint32);
+                    pass.draw_indexed(0..count, 0, instance..instance + 1);
+                }
+            }
+        }
+        // Labels last: blended over everything opaque.
+        if c.glyphs > 0 {
+            pass.set_pipeline(if pick { &p.pick_labels } else { &p.labels });
+            pass.draw(0..4, 0..c.glyphs);
         }
     }
 
@@ -708,6 +824,18 @@ impl Renderer {
         let bytes = read_region(&self.device, &self.queue, encoder, &p.ids, region, &self.pick_readback)?;
         let id = bytes.get(..4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes);
         Ok((id != 0).then_some(id))
+    }
+
+    /// The plugin shapes drawn with the scene.
+    #[must_use]
+    pub fn shapes(&self) -> &ShapeLayers {
+        &self.shapes
+    }
+
+    /// The plugin shapes, to set or update ([`ShapeLayers::set`], [`ShapeLayers::update`],
+    /// [`ShapeLayers::set_anchor_map`]).
+    pub fn shapes_mut(&mut self) -> &mut ShapeLayers {
+        &mut self.shapes
     }
 
     /// The device this renderer draws with.
