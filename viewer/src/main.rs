@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use molstream_engine::io::{self, LoadOptions};
 use molstream_engine::{ColorScheme, Representation, Style};
 use molstream_viewer::inspect::{InspectReport, inspect_file};
-use molstream_viewer::render::Headless;
+use molstream_viewer::render::{Headless, RenderSettings};
 use molstream_viewer::{BUNDLED_NAME, BUNDLED_STRUCTURE};
 
 /// molstream: structure streaming and rendering.
@@ -64,6 +64,9 @@ enum Command {
         /// Colour scheme.
         #[arg(long, value_enum, default_value_t = ColorArg::Element)]
         color: ColorArg,
+        /// Ambient occlusion strength, 0 (off) to 1.
+        #[arg(long, default_value_t = RenderSettings::default().ambient_occlusion)]
+        ao: f32,
     },
 }
 
@@ -122,6 +125,7 @@ struct RenderArgs {
     width: u32,
     height: u32,
     style: Style,
+    ao: f32,
 }
 
 /// Loads, styles and renders one structure to a PNG file.
@@ -130,6 +134,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
     let mut loaded = io::load_file(&args.file, &options)?;
     loaded.complex.set_style(args.style);
     let mut headless = Headless::new(args.width, args.height)?;
+    headless.renderer.settings.ambient_occlusion = args.ao;
     headless.show(loaded.complex.current())?;
     let image = headless.render_image()?;
     image.write_png(&args.out).context("writing the image")?;
@@ -146,9 +151,9 @@ fn main() -> ExitCode {
         Some(Command::View { files, exit_after_frames }) => {
             molstream_viewer::app::run(molstream_viewer::app::ViewOptions { files, exit_after_frames })
         }
-        Some(Command::Render { file, out, width, height, style, color }) => {
+        Some(Command::Render { file, out, width, height, style, color, ao }) => {
             let style = Style { representation: style.into(), color: color.into() };
-            render(&RenderArgs { file, out, width, height, style })
+            render(&RenderArgs { file, out, width, height, style, ao })
         }
         Some(Command::Inspect { file, json, no_validate }) => {
             let options = LoadOptions { validate_with_pdbtbx: !no_validate, ..LoadOptions::default() };

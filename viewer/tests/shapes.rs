@@ -472,3 +472,34 @@ fn labels_keep_their_pixel_size_at_any_zoom() {
     assert_eq!(h.pick(solid.0, solid.1).unwrap(), Some(PICK_BASE + 1));
     assert_eq!(h.pick(2, 2).unwrap(), None);
 }
+
+#[test]
+fn ambient_occlusion_darkens_contact_and_can_be_turned_off() {
+    let Some(mut h) = headless(192, 192) else { return };
+    // A sphere resting on a board, seen from above at an angle: the board darkens around the
+    // contact, not far from it.
+    let atoms = [atom([0.0, 0.0, 2.0], 2.0, Representation::Spacefill, [200, 200, 200], 1)];
+    let mut board = quad(at(0.0, 0.0, 0.0), 16.0);
+    board.unlit = true;
+    let shapes = [shape(1, rgba(200, 200, 200), ShapeKind::Mesh(board))];
+    stage(&mut h, &atoms, &shapes, bounds(8.0), Quat::from_rotation_x(0.9));
+    // Two points of the board at the same view depth (same world y and z): beside the contact
+    // and far from it.
+    let near = pixel_of(&h, Vec3::new(2.3, 0.0, 0.0));
+    let far = pixel_of(&h, Vec3::new(6.5, 0.0, 0.0));
+    let grey = |img: &RgbaImage, (x, y): (u32, u32)| i32::from(img.pixel(x, y).unwrap()[0]);
+    h.renderer.settings.ambient_occlusion = 0.0;
+    let off = h.render_image().unwrap();
+    assert!((grey(&off, near) - grey(&off, far)).abs() <= 3, "{} vs {}", grey(&off, near), grey(&off, far));
+    h.renderer.settings.ambient_occlusion = 1.0;
+    let on = h.render_image().unwrap();
+    eprintln!(
+        "board near/far: ao off {} {}, on {} {}",
+        grey(&off, near),
+        grey(&off, far),
+        grey(&on, near),
+        grey(&on, far)
+    );
+    assert!(grey(&on, near) + 15 < grey(&on, far), "{} vs {}", grey(&on, near), grey(&on, far));
+    assert!((grey(&on, far) - grey(&off, far)).abs() <= 3, "open board unchanged");
+}

@@ -70,7 +70,7 @@ fn modules_have_the_entry_points_the_pipelines_name() {
                 "fs_label_pick",
             ][..],
         ),
-        ("composite", &["vs_fullscreen", "fs_composite"][..]),
+        ("composite", &["vs_fullscreen", "fs_ao", "fs_composite"][..]),
     ];
     for (name, entries) in expect {
         let m = MODULES.iter().find(|m| m.name == name).unwrap();
@@ -125,6 +125,7 @@ fn post_uniforms_match_wgsl() {
         ("depth", offset_of!(PostUniforms, depth)),
         ("fog", offset_of!(PostUniforms, fog)),
         ("output", offset_of!(PostUniforms, output)),
+        ("ao", offset_of!(PostUniforms, ao)),
     ]);
     assert_eq!(fields, rust);
 }

@@ -7,9 +7,13 @@
 //!    then the plugin shapes ([`super::shapes`]): spheres, lines, meshes, and labels last
 //!    (blended, no depth write). Impostors write their true depth and their silhouette
 //!    coverage as alpha (alpha-to-coverage).
-//! 2. **composite**: one full-screen triangle reads the resolved colour and the depth, darkens
-//!    depth discontinuities (outlines) and writes the output format (sRGB-encoding in the
-//!    shader when the format is not sRGB).
+//! 2. **ambient occlusion** (half resolution, `Rg16Float`; skipped when
+//!    [`RenderSettings::ambient_occlusion`] is 0): `fs_ao` estimates the obscurance of each
+//!    pixel from the depth buffer.
+//! 3. **composite**: one full-screen triangle reads the resolved colour, the depth and the
+//!    ambient occlusion (blurred, depth-aware), darkens occluded pixels and depth
+//!    discontinuities (outlines) and writes the output format (sRGB-encoding in the shader when
+//!    the format is not sRGB).
 //!
 //! Picking renders the same geometry with the `*_pick` fragment entry points into an
 //! `R32Uint` id target (single-sample, its own depth), scissored to the one pixel asked for,
@@ -35,6 +39,8 @@ pub const SAMPLE_COUNT: u32 = 4;
 pub const SCENE_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
 /// Format of the scene and pick depth buffers.
 pub const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
+/// Format of the half-resolution ambient occlusion target: obscurance and view distance.
+pub const AO_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rg16Float;
 /// Format of the id target: one `pick_id` per pixel, 0 for background.
 pub const PICK_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R32Uint;
 /// Bond radius in the ball-and-stick style, Å (Jmol's `wireframe 0.15`).
@@ -59,6 +65,11 @@ pub struct RenderSettings {
     pub edge_exponent: f32,
     /// Fog strength at the back of the structure, 0..1 (depth cue).
     pub fog: f32,
+    /// Strength of the screen-space ambient occlusion, 0..1; 0 turns it off (the pass is
+    /// skipped).
+    pub ambient_occlusion: f32,
+    /// Radius of the ambient occlusion, Å: how far around a point surfaces darken it.
+    pub ao_radius: f32,
     /// Outline darkness, 0..1.
     pub outline: f32,
     /// Outline width in pixels.
@@ -95,6 +106,8 @@ impl Default for RenderSettings {
             edge_darkening: 0.35,
             edge_exponent: 3.0,
             fog: 0.55,
+            ambient_occlusion: 0.8,
+            ao_radius: 4.0,
             outline: 0.85,
             outline_width: 1.0,
             outline_step: 1.5,
@@ -135,6 +148,7 @@ struct Pipelines {
     pick_shape_lines: wgpu::RenderPipeline,
     pick_meshes: wgpu::RenderPipeline,
     pick_labels: wgpu::RenderPipeline,
+    ao: wgpu::RenderPipeline,
     composite: wgpu::RenderPipeline,
 }
 
@@ -146,6 +160,8 @@ struct Targets {
     color: wgpu::TextureView,
     resolved: wgpu::TextureView,
     depth: wgpu::TextureView,
+    ao: wgpu::TextureView,
+    ao_group: wgpu::BindGroup,
     composite: wgpu::BindGroup,
 }
 
@@ -167,6 +183,7 @@ pub struct Renderer {
     output_format: wgpu::TextureFormat,
     scene_layout: wgpu::BindGroupLayout,
     composite_layout: wgpu::BindGroupLayout,
+    ao_layout: wgpu::BindGroupLayout,
     pipelines: Pipelines,
     frame: wgpu::Buffer,
     post: wgpu::Buffer,
@@ -296,6 +313,38 @@ fn scene_pipeline(device: &wgpu::Device, p: &PipelineSpec<'_>) -> wgpu::RenderPi
     })
 }
 
+/// A full-screen triangle (`vs_fullscreen`) writing `format` with `fragment`.
+fn fullscreen_pipeline(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::PipelineLayout,
+    module: &wgpu::ShaderModule,
+    fragment: &str,
+    format: wgpu::TextureFormat,
+) -> wgpu::RenderPipeline {
+    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some(label),
+        layout: Some(layout),
+        vertex: wgpu::VertexState {
+            module,
+            entry_point: Some("vs_fullscreen"),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            buffers: &[],
+        },
+        primitive: wgpu::PrimitiveState::default(),
+        depth_stencil: None,
+        multisample: wgpu::MultisampleState::default(),
+        fragment: Some(wgpu::FragmentState {
+            module,
+            entry_point: Some(fragment),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            targets: &[Some(wgpu::ColorTargetState { format, blend: None, write_mask: wgpu::ColorWrites::ALL })],
+        }),
+        multiview_mask: None,
+        cache: None,
+    })
+}
+
 fn texture(
     device: &wgpu::Device,
     label: &str,
@@ -355,6 +404,30 @@ impl Renderer {
                     },
                 ),
                 uniform_entry(2, wgpu::ShaderStages::FRAGMENT),
+                layout_entry(
+                    3,
+                    wgpu::ShaderStages::FRAGMENT,
+                    wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                ),
+            ],
+        });
+        let ao_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("ambient occlusion"),
+            entries: &[
+                layout_entry(
+                    1,
+                    wgpu::ShaderStages::FRAGMENT,
+                    wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Depth,
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: true,
+                    },
+                ),
+                uniform_entry(2, wgpu::ShaderStages::FRAGMENT),
             ],
         });
         let scene_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -365,6 +438,11 @@ impl Renderer {
         let composite_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("composite"),
             bind_group_layouts: &[Some(&composite_layout)],
+            immediate_size: 0,
+        });
+        let ao_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("ambient occlusion"),
+            bind_group_layouts: &[Some(&ao_layout)],
             immediate_size: 0,
         });
         let shapes = ShapeLayers::new(device, queue);
@@ -420,36 +498,20 @@ impl Renderer {
             ),
             pick_meshes: make("pick meshes", me, &shape_module, "vs_mesh", "fs_mesh_pick", list, pk),
             pick_labels: make("pick labels", sh, &shape_module, "vs_label", "fs_label_pick", strip, po),
-            composite: device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-                label: Some("composite"),
-                layout: Some(&composite_pl),
-                vertex: wgpu::VertexState {
-                    module: &composite,
-                    entry_point: Some("vs_fullscreen"),
-                    compilation_options: wgpu::PipelineCompilationOptions::default(),
-                    buffers: &[],
-                },
-                primitive: wgpu::PrimitiveState::default(),
-                depth_stencil: None,
-                multisample: wgpu::MultisampleState::default(),
-                fragment: Some(wgpu::FragmentState {
-                    module: &composite,
-                    entry_point: Some("fs_composite"),
-                    compilation_options: wgpu::PipelineCompilationOptions::default(),
-                    targets: &[Some(wgpu::ColorTargetState {
-                        format: output_format,
-                        blend: None,
-                        write_mask: wgpu::ColorWrites::ALL,
-                    })],
-                }),
-                multiview_mask: None,
-                cache: None,
-            }),
+            ao: fullscreen_pipeline(device, "ambient occlusion", &ao_pl, &composite, "fs_ao", AO_FORMAT),
+            composite: fullscreen_pipeline(
+                device,
+                "composite",
+                &composite_pl,
+                &composite,
+                "fs_composite",
+                output_format,
+            ),
         };
         let frame = uniform_buffer(device, "frame", size_of::<FrameUniforms>());
         let post = uniform_buffer(device, "post", size_of::<PostUniforms>());
         let scene = Scene::new(device, queue, &scene_layout, &frame, &[], &[], &[])?;
-        let targets = Self::targets(device, &composite_layout, &post, width, height);
+        let targets = Self::targets(device, [&composite_layout, &ao_layout], &post, width, height);
         let pick_readback = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("pick readback"),
             size: u64::from(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT),
@@ -465,6 +527,7 @@ impl Renderer {
             output_format,
             scene_layout,
             composite_layout,
+            ao_layout,
             pipelines,
             frame,
             post,
@@ -489,7 +552,7 @@ impl Renderer {
 
     fn targets(
         device: &wgpu::Device,
-        layout: &wgpu::BindGroupLayout,
+        [layout, ao_layout]: [&wgpu::BindGroupLayout; 2],
         post: &wgpu::Buffer,
         width: u32,
         height: u32,
@@ -500,13 +563,24 @@ impl Renderer {
         let color = texture(device, "scene colour", size, SCENE_FORMAT, SAMPLE_COUNT, attach);
         let resolved = texture(device, "scene resolved", size, SCENE_FORMAT, 1, sampled);
         let depth = texture(device, "scene depth", size, DEPTH_FORMAT, SAMPLE_COUNT, sampled);
+        let ao = texture(device, "ambient occlusion", (width.div_ceil(2), height.div_ceil(2)), AO_FORMAT, 1, sampled);
         let resolved = resolved.create_view(&wgpu::TextureViewDescriptor::default());
         let depth = depth.create_view(&wgpu::TextureViewDescriptor::default());
+        let ao = ao.create_view(&wgpu::TextureViewDescriptor::default());
         let composite = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("composite"),
             layout,
             entries: &[
                 wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::TextureView(&resolved) },
+                wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::TextureView(&depth) },
+                wgpu::BindGroupEntry { binding: 2, resource: post.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 3, resource: wgpu::BindingResource::TextureView(&ao) },
+            ],
+        });
+        let ao_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("ambient occlusion"),
+            layout: ao_layout,
+            entries: &[
                 wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::TextureView(&depth) },
                 wgpu::BindGroupEntry { binding: 2, resource: post.as_entire_binding() },
             ],
@@ -517,6 +591,8 @@ impl Renderer {
             color: color.create_view(&wgpu::TextureViewDescriptor::default()),
             resolved,
             depth,
+            ao,
+            ao_group,
             composite,
         }
     }
@@ -545,7 +621,8 @@ impl Renderer {
     pub fn resize(&mut self, width: u32, height: u32) -> Result<(), RenderError> {
         Self::check_size(&self.device, width, height)?;
         if (width, height) != self.size() {
-            self.targets = Self::targets(&self.device, &self.composite_layout, &self.post, width, height);
+            self.targets =
+                Self::targets(&self.device, [&self.composite_layout, &self.ao_layout], &self.post, width, height);
             self.pick = None;
         }
         Ok(())
@@ -653,6 +730,17 @@ impl Renderer {
             depth: [d.near, d.far, s.outline, s.outline_step],
             fog: [f.fog[0], f.fog[1], f.fog[2], s.outline_width],
             output: [if self.output_format.is_srgb() { 0.0 } else { 1.0 }, 0.0, 0.0, 0.0],
+            ao: [self.ao_strength(), s.ao_radius.max(0.1), f.proj[0][0], f.proj[1][1]],
+        }
+    }
+
+    /// The ambient occlusion strength in effect (0 when off or invalid).
+    fn ao_strength(&self) -> f32 {
+        let a = self.settings.ambient_occlusion;
+        if a.is_finite() && self.settings.ao_radius.is_finite() && self.settings.ao_radius > 0.0 {
+            a.clamp(0.0, 1.0)
+        } else {
+            0.0
         }
     }
 
@@ -746,6 +834,27 @@ impl Renderer {
                 multiview_mask: None,
             });
             self.draw_scene(&mut pass, false);
+        }
+        if self.ao_strength() > 0.0 {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("ambient occlusion"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &t.ao,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::WHITE),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                depth_stencil_attachment: None,
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            pass.set_pipeline(&self.pipelines.ao);
+            pass.set_bind_group(0, &t.ao_group, &[]);
+            pass.draw(0..3, 0..1);
         }
         let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
             label: Some("composite"),

@@ -30,7 +30,7 @@ pub const SHAPES: ShaderModule = ShaderModule {
     name: "shapes",
     files: &["instances.wgsl", "frame.wgsl", "impostors.wgsl", "shapes.wgsl", "shape_draw.wgsl"],
 };
-/// Outline and output pass: `vs_fullscreen`, `fs_composite`.
+/// Ambient occlusion, outline and output passes: `vs_fullscreen`, `fs_ao`, `fs_composite`.
 pub const COMPOSITE: ShaderModule = ShaderModule { name: "composite", files: &["composite.wgsl"] };
 
 /// Every module the renderer builds.

@@ -41,7 +41,8 @@ pub struct FrameUniforms {
 }
 
 /// Parameters of the composite (outline and output) pass. Mirror of `Post` in
-/// `shaders/composite.wgsl` (48 bytes), bound at group 0, binding 2 of that pipeline.
+/// `shaders/composite.wgsl` (64 bytes), bound at group 0, binding 2 of the ambient occlusion and
+/// composite pipelines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 #[repr(C)]
 pub struct PostUniforms {
@@ -52,4 +53,7 @@ pub struct PostUniforms {
     pub fog: [f32; 4],
     /// x: 1.0 when the shader must encode sRGB itself (`output`, offset 32).
     pub output: [f32; 4],
+    /// Ambient occlusion strength (0: off), radius (Å), `proj[0][0]`, `proj[1][1]` (`ao`,
+    /// offset 48).
+    pub ao: [f32; 4],
 }
