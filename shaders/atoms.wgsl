@@ -20,17 +20,13 @@ struct SphereVarying {
     @location(3) @interpolate(flat) ids: vec2<u32>,
 }
 
-@vertex
-fn vs_atom(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> SphereVarying {
+fn atom_vertex(index: u32, vi: u32) -> SphereVarying {
     var out: SphereVarying;
-    let a = atoms[ii];
+    let a = atoms[index];
     let repr = a.flags & ATOM_REPR_MASK;
     let c = atom_view_position(a);
     let d = length(c);
-    var r = a.radius;
-    if repr == REPR_WIRE {
-        r = max(r, wire_radius(d));
-    }
+    let r = atom_radius(a, d);
     // Hidden atoms, empty radii and spheres around the eye draw nothing.
     if repr == REPR_HIDDEN || !(r > 0.0) || d <= r * 1.0001 {
         out.clip = CULLED;
@@ -42,6 +38,62 @@ fn vs_atom(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> 
     out.sphere = vec4<f32>(c, r);
     out.color = unpack_color(a.color);
     out.ids = vec2<u32>(a.pick_id, a.flags);
+    return out;
+}
+
+@vertex
+fn vs_atom(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> SphereVarying {
+    return atom_vertex(ii, vi);
+}
+
+// Level of detail on: the atoms the cull pass kept as impostors (lists.wgsl).
+@vertex
+fn vs_atom_listed(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> SphereVarying {
+    return atom_vertex(atom_list[ii], vi);
+}
+
+// Level of detail on: atoms smaller than frame.lod.y pixels, one point each (one vertex, one
+// pixel, no ray cast, no frag_depth: early depth testing stays on), at the depth of the
+// sphere's front, lit as if facing the eye.
+struct PointVarying {
+    @builtin(position) clip: vec4<f32>,
+    @location(0) @interpolate(flat) color: vec4<f32>,
+    // x: pick id.
+    @location(1) @interpolate(flat) ids: vec2<u32>,
+}
+
+@vertex
+fn vs_atom_point(@builtin(instance_index) ii: u32) -> PointVarying {
+    var out: PointVarying;
+    let a = atoms[atom_list[arrayLength(&atom_list) - 1u - ii]];
+    let c = atom_view_position(a);
+    let d = length(c);
+    let front = c * (1.0 - min(atom_radius(a, d), 0.5 * d) / max(d, 1e-6));
+    out.clip = frame.proj * vec4<f32>(front, 1.0);
+    out.color = vec4<f32>(shade(unpack_color(a.color).rgb, -c / max(d, 1e-6), front, a.flags), 1.0);
+    out.ids = vec2<u32>(a.pick_id, a.flags);
+    return out;
+}
+
+struct PointColorOut {
+    @location(0) color: vec4<f32>,
+}
+
+@fragment
+fn fs_atom_point(in: PointVarying) -> PointColorOut {
+    var out: PointColorOut;
+    out.color = in.color;
+    return out;
+}
+
+struct PointPickOut {
+    @location(0) id: u32,
+}
+
+@fragment
+fn fs_atom_point_pick(in: PointVarying) -> PointPickOut {
+    var out: PointPickOut;
+    out.id = in.ids.x;
     return out;
 }
 

@@ -30,9 +30,6 @@ const TRIPLE_OFFSET: f32 = 1.1;
 // Dash period of the second cylinder of aromatic bonds, Å.
 const AROMATIC_DASH: f32 = 0.3;
 
-// Extra cylinders of multiple bonds: bond index << 2 | cylinder (1 or 2).
-@group(0) @binding(4) var<storage, read> bond_extras: array<u32>;
-
 struct BondVarying {
     @builtin(position) clip: vec4<f32>,
     // Point on the quad, view space: the ray from the eye through this pixel.
@@ -46,20 +43,6 @@ struct BondVarying {
     @location(4) @interpolate(flat) color_b: vec4<f32>,
     // Pick ids of atoms a and b, then their flags.
     @location(5) @interpolate(flat) ids: vec4<u32>,
-}
-
-fn draws_bonds(repr: u32) -> bool {
-    return repr == REPR_BALL_AND_STICK || repr == REPR_STICKS || repr == REPR_WIRE;
-}
-
-fn style_bond_radius(repr: u32, d: f32) -> f32 {
-    if repr == REPR_BALL_AND_STICK {
-        return frame.bond_radius.x;
-    }
-    if repr == REPR_STICKS {
-        return frame.bond_radius.y;
-    }
-    return wire_radius(d);
 }
 
 fn bond_vertex(bond_index: u32, cylinder: u32, vi: u32) -> BondVarying {
@@ -140,6 +123,18 @@ fn vs_bond(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> 
 @vertex
 fn vs_bond_extra(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> BondVarying {
     let e = bond_extras[ii];
+    return bond_vertex(e >> 2u, e & 3u, vi);
+}
+
+// Level of detail on: the bonds and extra cylinders the cull pass kept (lists.wgsl).
+@vertex
+fn vs_bond_listed(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> BondVarying {
+    return bond_vertex(bond_list[ii], 0u, vi);
+}
+
+@vertex
+fn vs_bond_extra_listed(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> BondVarying {
+    let e = extra_list[ii];
     return bond_vertex(e >> 2u, e & 3u, vi);
 }
 

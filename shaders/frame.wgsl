@@ -2,7 +2,7 @@
 //
 // Composed after instances.wgsl and before the entry-point files (see MODULES in
 // viewer/src/render/shaders.rs). Bind group 0 of every scene pipeline: 0 atoms, 1 bonds
-// (instances.wgsl), 2 frame, 3 transforms, 4 bond extras (bonds.wgsl).
+// (instances.wgsl), 2 frame, 3 transforms, 4 bond extras.
 
 // Mirror of `molstream_viewer::render::uniforms::FrameUniforms` (viewer/src/render/uniforms.rs,
 // 272 bytes); viewer/tests/wgsl.rs compares sizes and offsets with naga.
@@ -39,6 +39,9 @@ struct Frame {
 @group(0) @binding(2) var<uniform> frame: Frame;
 // One rigid transform per complex (complex frame → world); AtomInstance.transform indexes it.
 @group(0) @binding(3) var<storage, read> transforms: array<mat4x4<f32>>;
+// Extra cylinders of multiple bonds: bond index << 2 | cylinder (1 or 2). Mirror of
+// `scene::bond_extras`.
+@group(0) @binding(4) var<storage, read> bond_extras: array<u32>;
 
 // A vertex position that produces no fragment (outside the clip volume, zero area).
 const CULLED: vec4<f32> = vec4<f32>(0.0, 0.0, -2.0, 1.0);
@@ -56,6 +59,30 @@ fn pixel_size(d: f32) -> f32 {
 // Radius of a wire line at distance `d`: the style's radius, or the least pixel width.
 fn wire_radius(d: f32) -> f32 {
     return max(frame.bond_radius.z, frame.bond_radius.w * pixel_size(d));
+}
+
+// Whether a representation draws bonds.
+fn draws_bonds(repr: u32) -> bool {
+    return repr == REPR_BALL_AND_STICK || repr == REPR_STICKS || repr == REPR_WIRE;
+}
+
+// Bond radius of a representation at distance `d` from the eye.
+fn style_bond_radius(repr: u32, d: f32) -> f32 {
+    if repr == REPR_BALL_AND_STICK {
+        return frame.bond_radius.x;
+    }
+    if repr == REPR_STICKS {
+        return frame.bond_radius.y;
+    }
+    return wire_radius(d);
+}
+
+// Drawn radius of an atom at distance `d` from the eye: wire atoms keep the least line width.
+fn atom_radius(a: AtomInstance, d: f32) -> f32 {
+    if (a.flags & ATOM_REPR_MASK) == REPR_WIRE {
+        return max(a.radius, wire_radius(d));
+    }
+    return a.radius;
 }
 
 // Depth-buffer value of a view-space point.

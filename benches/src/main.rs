@@ -33,8 +33,8 @@ use molstream_engine::gpu::StructureBuffers;
 use molstream_engine::io::{self, Format, LoadOptions, LoadTimings, Loaded};
 
 mod codec;
-mod shapes;
 mod render;
+mod shapes;
 use molstream_engine::{DisplayState, ModelView, Style, synth};
 use serde_json::json;
 

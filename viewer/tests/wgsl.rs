@@ -51,8 +51,23 @@ fn every_shader_file_is_used_and_every_module_validates() {
 #[test]
 fn modules_have_the_entry_points_the_pipelines_name() {
     let expect = [
-        ("atoms", &["vs_atom", "fs_atom", "fs_atom_pick"][..]),
-        ("bonds", &["vs_bond", "vs_bond_extra", "fs_bond", "fs_bond_pick"][..]),
+        (
+            "atoms",
+            &[
+                "vs_atom",
+                "fs_atom",
+                "fs_atom_pick",
+                "vs_atom_listed",
+                "vs_atom_point",
+                "fs_atom_point",
+                "fs_atom_point_pick",
+            ][..],
+        ),
+        (
+            "bonds",
+            &["vs_bond", "vs_bond_extra", "fs_bond", "fs_bond_pick", "vs_bond_listed", "vs_bond_extra_listed"][..],
+        ),
+        ("cull", &["cull_atoms", "cull_bonds", "cull_extras"][..]),
         (
             "shapes",
             &[
@@ -188,4 +203,26 @@ fn mesh_flags_match_the_shader() {
     assert_eq!(u32_constant("shape_draw.wgsl", "MESH_TEXTURED"), MESH_TEXTURED);
     assert_eq!(u32_constant("shape_draw.wgsl", "MESH_SHAPE_COLOR"), MESH_SHAPE_COLOR);
     assert_eq!(u32_constant("shapes.wgsl", "ANCHOR_ATOM"), molstream_engine::shape::ANCHOR_ATOM);
+}
+
+#[test]
+fn cull_constants_match_the_renderer() {
+    use molstream_viewer::render::scene::{DRAW_ARGS_RESET, DRAW_ATOMS, DRAW_BONDS, DRAW_EXTRAS, DRAW_POINTS};
+    for (name, k) in [
+        ("DRAW_ATOMS", DRAW_ATOMS),
+        ("DRAW_POINTS", DRAW_POINTS),
+        ("DRAW_BONDS", DRAW_BONDS),
+        ("DRAW_EXTRAS", DRAW_EXTRAS),
+    ] {
+        assert_eq!(u32_constant("cull.wgsl", name) as usize, k, "{name}");
+    }
+    // Quads for impostors, one vertex for points; no instances before culling.
+    for k in [DRAW_ATOMS, DRAW_BONDS, DRAW_EXTRAS] {
+        assert_eq!(DRAW_ARGS_RESET[4 * k..4 * k + 4], [4, 0, 0, 0]);
+    }
+    assert_eq!(DRAW_ARGS_RESET[4 * DRAW_POINTS..4 * DRAW_POINTS + 4], [1, 0, 0, 0]);
+    // The WGSL DrawArgs is wgpu's DrawIndirectArgs.
+    let (size, fields) = wgsl_struct(molstream_viewer::render::shaders::CULL, "DrawArgs");
+    assert_eq!(size as usize, std::mem::size_of::<wgpu::util::DrawIndirectArgs>());
+    assert_eq!(fields.iter().map(|f| f.1).collect::<Vec<_>>(), [0, 4, 8, 12]);
 }

@@ -24,7 +24,7 @@ pub use camera::{Bounds, Camera};
 pub use gpu::Gpu;
 pub use headless::{Headless, render_view};
 pub use image::{ImageDiff, ImageError, RgbaImage};
-pub use renderer::{RenderSettings, Renderer};
+pub use renderer::{LodCounts, RenderSettings, Renderer};
 pub use shapes::{AnchorMap, ComplexSlot, ShapeCounts, ShapeEdits, ShapeLayers, ShapeUpload};
 pub use uniforms::{FrameUniforms, PostUniforms};
 

@@ -27,7 +27,7 @@ use molstream_engine::style::{STICK_RADIUS, WIRE_RADIUS};
 use super::RenderError;
 use super::camera::{Bounds, Camera};
 use super::readback::{Region, read_region};
-use super::scene::Scene;
+use super::scene::{DRAW_ARGS_STRIDE, DRAW_ATOMS, DRAW_BONDS, DRAW_EXTRAS, DRAW_POINTS, Scene};
 use super::shaders::{self, ShaderModule};
 use super::shapes::ShapeLayers;
 use super::uniforms::{FrameUniforms, PostUniforms};
@@ -93,6 +93,16 @@ pub struct RenderSettings {
     pub label_lift: f32,
     /// Least half-width of shape lines, pixels (thin lines stay visible when zoomed out).
     pub line_min_pixels: f32,
+    /// Culling and level of detail: a compute pass drops atoms and bonds outside the view,
+    /// draws atoms smaller than [`RenderSettings::point_pixels`] as points and skips bonds
+    /// thinner than [`RenderSettings::bond_min_pixels`], and the draws become indirect.
+    pub lod: bool,
+    /// Projected atom radius, pixels, under which an atom is drawn as a one-pixel point (stick
+    /// atoms, the joints of their bonds: under [`RenderSettings::bond_min_pixels`]; wire atoms
+    /// never).
+    pub point_pixels: f32,
+    /// Projected bond radius, pixels, under which a bond is not drawn.
+    pub bond_min_pixels: f32,
 }
 
 impl Default for RenderSettings {
@@ -119,6 +129,9 @@ impl Default for RenderSettings {
             wire_min_pixels: 0.75,
             label_lift: 2.5,
             line_min_pixels: 0.75,
+            lod: true,
+            point_pixels: 1.0,
+            bond_min_pixels: 0.4,
         }
     }
 }
@@ -140,6 +153,7 @@ struct Pipelines {
     pick_atoms: wgpu::RenderPipeline,
     pick_bonds: wgpu::RenderPipeline,
     pick_bond_extras: wgpu::RenderPipeline,
+    lod: LodPipelines,
     shape_spheres: wgpu::RenderPipeline,
     shape_lines: wgpu::RenderPipeline,
     meshes: wgpu::RenderPipeline,
@@ -150,6 +164,35 @@ struct Pipelines {
     pick_labels: wgpu::RenderPipeline,
     ao: wgpu::RenderPipeline,
     composite: wgpu::RenderPipeline,
+}
+
+/// Level of detail: the cull pass and the draws of its lists.
+#[derive(Debug)]
+struct LodPipelines {
+    atoms: wgpu::RenderPipeline,
+    points: wgpu::RenderPipeline,
+    bonds: wgpu::RenderPipeline,
+    extras: wgpu::RenderPipeline,
+    pick_atoms: wgpu::RenderPipeline,
+    pick_points: wgpu::RenderPipeline,
+    pick_bonds: wgpu::RenderPipeline,
+    pick_extras: wgpu::RenderPipeline,
+    cull_atoms: wgpu::ComputePipeline,
+    cull_bonds: wgpu::ComputePipeline,
+    cull_extras: wgpu::ComputePipeline,
+}
+
+/// What the cull pass of the last frame kept (read back by [`Renderer::lod_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LodCounts {
+    /// Atoms drawn as impostors.
+    pub atoms: u32,
+    /// Atoms drawn as points.
+    pub points: u32,
+    /// Bonds drawn (cylinder 0).
+    pub bonds: u32,
+    /// Extra cylinders of multiple bonds drawn.
+    pub extras: u32,
 }
 
 /// Size-dependent textures of the scene pass and the composite bind group that reads them.
@@ -184,6 +227,8 @@ pub struct Renderer {
     scene_layout: wgpu::BindGroupLayout,
     composite_layout: wgpu::BindGroupLayout,
     ao_layout: wgpu::BindGroupLayout,
+    cull_layout: wgpu::BindGroupLayout,
+    lists_layout: wgpu::BindGroupLayout,
     pipelines: Pipelines,
     frame: wgpu::Buffer,
     post: wgpu::Buffer,
@@ -204,15 +249,45 @@ fn layout_entry(binding: u32, visibility: wgpu::ShaderStages, ty: wgpu::BindingT
 }
 
 fn storage_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    buffer_entry(binding, wgpu::ShaderStages::VERTEX | wgpu::ShaderStages::COMPUTE, true)
+}
+
+fn buffer_entry(binding: u32, visibility: wgpu::ShaderStages, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     layout_entry(
         binding,
-        wgpu::ShaderStages::VERTEX,
+        visibility,
         wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only: true },
+            ty: wgpu::BufferBindingType::Storage { read_only },
             has_dynamic_offset: false,
             min_binding_size: None,
         },
     )
+}
+
+fn compute_pipeline(
+    device: &wgpu::Device,
+    layout: &wgpu::PipelineLayout,
+    module: &wgpu::ShaderModule,
+    entry: &str,
+) -> wgpu::ComputePipeline {
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: Some(layout),
+        module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions::default(),
+        cache: None,
+    })
+}
+
+/// Workgroups of the cull pass (`CULL_GROUP` in `shaders/cull.wgsl`).
+const CULL_GROUP: u32 = 256;
+
+/// A dispatch covering `n` items in workgroups of [`CULL_GROUP`]: (x, y) with x ≤ 65535.
+fn dispatch_size(n: u32) -> (u32, u32) {
+    let groups = n.div_ceil(CULL_GROUP);
+    let x = groups.clamp(1, 65_535);
+    (x, groups.div_ceil(x))
 }
 
 fn uniform_entry(binding: u32, visibility: wgpu::ShaderStages) -> wgpu::BindGroupLayoutEntry {
@@ -377,7 +452,7 @@ impl Renderer {
     ) -> Result<Self, RenderError> {
         Self::check_size(device, width, height)?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let vf = wgpu::ShaderStages::VERTEX | wgpu::ShaderStages::FRAGMENT;
+        let vf = wgpu::ShaderStages::VERTEX | wgpu::ShaderStages::FRAGMENT | wgpu::ShaderStages::COMPUTE;
         let scene_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("scene"),
             entries: &[storage_entry(0), storage_entry(1), uniform_entry(2, vf), storage_entry(3), storage_entry(4)],
@@ -435,6 +510,31 @@ impl Renderer {
             bind_group_layouts: &[Some(&scene_layout)],
             immediate_size: 0,
         });
+        let compute = wgpu::ShaderStages::COMPUTE;
+        let cull_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("cull"),
+            entries: &[
+                buffer_entry(0, compute, false),
+                buffer_entry(1, compute, false),
+                buffer_entry(2, compute, false),
+                buffer_entry(3, compute, false),
+            ],
+        });
+        let vertex = wgpu::ShaderStages::VERTEX;
+        let lists_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("draw lists"),
+            entries: &[buffer_entry(1, vertex, true), buffer_entry(2, vertex, true), buffer_entry(3, vertex, true)],
+        });
+        let lod_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("listed draws"),
+            bind_group_layouts: &[Some(&scene_layout), Some(&lists_layout)],
+            immediate_size: 0,
+        });
+        let cull_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("cull"),
+            bind_group_layouts: &[Some(&scene_layout), Some(&cull_layout)],
+            immediate_size: 0,
+        });
         let composite_pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("composite"),
             bind_group_layouts: &[Some(&composite_layout)],
@@ -459,13 +559,15 @@ impl Renderer {
         let atoms = module(device, shaders::ATOMS);
         let bonds = module(device, shaders::BONDS);
         let shape_module = module(device, shaders::SHAPES);
+        let cull_module = module(device, shaders::CULL);
         let composite = module(device, shaders::COMPOSITE);
         let strip = wgpu::PrimitiveTopology::TriangleStrip;
         let list = wgpu::PrimitiveTopology::TriangleList;
         let make = |label, layout, module, vertex, fragment, topology, output| {
             scene_pipeline(device, &PipelineSpec { label, layout, module, vertex, fragment, topology, output })
         };
-        let (sc, sh, me) = (&scene_pl, &shapes_pl, &mesh_pl);
+        let (sc, sh, me, lo) = (&scene_pl, &shapes_pl, &mesh_pl, &lod_pl);
+        let points = wgpu::PrimitiveTopology::PointList;
         let (o, b, pk, po) = (Output::Opaque, Output::Blended, Output::Pick, Output::PickOverlay);
         let pipelines = Pipelines {
             atoms: make("atoms", sc, &atoms, "vs_atom", "fs_atom", strip, o),
@@ -474,6 +576,27 @@ impl Renderer {
             pick_atoms: make("pick atoms", sc, &atoms, "vs_atom", "fs_atom_pick", strip, pk),
             pick_bonds: make("pick bonds", sc, &bonds, "vs_bond", "fs_bond_pick", strip, pk),
             pick_bond_extras: make("pick bond extras", sc, &bonds, "vs_bond_extra", "fs_bond_pick", strip, pk),
+            lod: LodPipelines {
+                atoms: make("listed atoms", lo, &atoms, "vs_atom_listed", "fs_atom", strip, o),
+                points: make("atom points", lo, &atoms, "vs_atom_point", "fs_atom_point", points, o),
+                bonds: make("listed bonds", lo, &bonds, "vs_bond_listed", "fs_bond", strip, o),
+                extras: make("listed bond extras", lo, &bonds, "vs_bond_extra_listed", "fs_bond", strip, o),
+                pick_atoms: make("pick listed atoms", lo, &atoms, "vs_atom_listed", "fs_atom_pick", strip, pk),
+                pick_points: make("pick atom points", lo, &atoms, "vs_atom_point", "fs_atom_point_pick", points, pk),
+                pick_bonds: make("pick listed bonds", lo, &bonds, "vs_bond_listed", "fs_bond_pick", strip, pk),
+                pick_extras: make(
+                    "pick listed bond extras",
+                    lo,
+                    &bonds,
+                    "vs_bond_extra_listed",
+                    "fs_bond_pick",
+                    strip,
+                    pk,
+                ),
+                cull_atoms: compute_pipeline(device, &cull_pl, &cull_module, "cull_atoms"),
+                cull_bonds: compute_pipeline(device, &cull_pl, &cull_module, "cull_bonds"),
+                cull_extras: compute_pipeline(device, &cull_pl, &cull_module, "cull_extras"),
+            },
             shape_spheres: make("shape spheres", sh, &shape_module, "vs_shape_sphere", "fs_shape_sphere", strip, o),
             shape_lines: make("shape lines", sh, &shape_module, "vs_shape_line", "fs_shape_line", strip, o),
             meshes: make("meshes", me, &shape_module, "vs_mesh", "fs_mesh", list, o),
@@ -510,7 +633,7 @@ impl Renderer {
         };
         let frame = uniform_buffer(device, "frame", size_of::<FrameUniforms>());
         let post = uniform_buffer(device, "post", size_of::<PostUniforms>());
-        let scene = Scene::new(device, queue, &scene_layout, &frame, &[], &[], &[])?;
+        let scene = Scene::new(device, queue, &scene_layout, [&cull_layout, &lists_layout], &frame, &[], &[], &[])?;
         let targets = Self::targets(device, [&composite_layout, &ao_layout], &post, width, height);
         let pick_readback = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("pick readback"),
@@ -528,6 +651,8 @@ impl Renderer {
             scene_layout,
             composite_layout,
             ao_layout,
+            cull_layout,
+            lists_layout,
             pipelines,
             frame,
             post,
@@ -637,7 +762,16 @@ impl Renderer {
         bonds: &[BondInstance],
         transforms: &[Mat4],
     ) -> Result<(), RenderError> {
-        self.scene = Scene::new(&self.device, &self.queue, &self.scene_layout, &self.frame, atoms, bonds, transforms)?;
+        self.scene = Scene::new(
+            &self.device,
+            &self.queue,
+            &self.scene_layout,
+            [&self.cull_layout, &self.lists_layout],
+            &self.frame,
+            atoms,
+            bonds,
+            transforms,
+        )?;
         self.bounds = Bounds::of_atoms(atoms, transforms);
         Ok(())
     }
@@ -716,7 +850,7 @@ impl Renderer {
             selection: [sel[0], sel[1], sel[2], s.selection_weight],
             material: [s.specular, s.shininess, s.edge_darkening, s.edge_exponent],
             shapes: [s.label_lift, s.line_min_pixels, 0.0, 0.0],
-            lod: [0.0; 4],
+            lod: [f32::from(u8::from(s.lod)), s.point_pixels, s.bond_min_pixels, 0.0],
         }
     }
 
@@ -749,7 +883,60 @@ impl Renderer {
         self.queue.write_buffer(&self.post, 0, bytemuck::bytes_of(&self.post_uniforms()));
     }
 
+    /// Whether this frame culls (level of detail on and something to cull).
+    fn culls(&self) -> bool {
+        self.settings.lod && self.scene.atom_count() > 0
+    }
+
+    /// Records the cull pass: resets the indirect arguments, then one dispatch per list.
+    fn encode_cull(&self, encoder: &mut wgpu::CommandEncoder) {
+        let lists = self.scene.lists();
+        encoder.copy_buffer_to_buffer(&lists.reset, 0, &lists.args, 0, 4 * DRAW_ARGS_STRIDE);
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("cull"), timestamp_writes: None });
+        pass.set_bind_group(0, self.scene.bind_group(), &[]);
+        pass.set_bind_group(1, &lists.cull_group, &[]);
+        let lod = &self.pipelines.lod;
+        for (pipeline, n) in [
+            (&lod.cull_atoms, self.scene.atom_count()),
+            (&lod.cull_bonds, self.scene.bond_count()),
+            (&lod.cull_extras, self.scene.extra_count()),
+        ] {
+            if n > 0 {
+                let (x, y) = dispatch_size(n);
+                pass.set_pipeline(pipeline);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+        }
+    }
+
+    fn draw_listed(&self, pass: &mut wgpu::RenderPass<'_>, pick: bool) {
+        let l = &self.pipelines.lod;
+        let lists = self.scene.lists();
+        pass.set_bind_group(0, self.scene.bind_group(), &[]);
+        pass.set_bind_group(1, &lists.draw_group, &[]);
+        let draws = if pick {
+            [
+                (&l.pick_atoms, DRAW_ATOMS),
+                (&l.pick_points, DRAW_POINTS),
+                (&l.pick_bonds, DRAW_BONDS),
+                (&l.pick_extras, DRAW_EXTRAS),
+            ]
+        } else {
+            [(&l.atoms, DRAW_ATOMS), (&l.points, DRAW_POINTS), (&l.bonds, DRAW_BONDS), (&l.extras, DRAW_EXTRAS)]
+        };
+        for (pipeline, k) in draws {
+            pass.set_pipeline(pipeline);
+            pass.draw_indirect(&lists.args, k as u64 * DRAW_ARGS_STRIDE);
+        }
+    }
+
     fn draw_scene(&self, pass: &mut wgpu::RenderPass<'_>, pick: bool) {
+        if self.culls() {
+            self.draw_listed(pass, pick);
+            self.draw_shapes(pass, pick);
+            return;
+        }
         let p = &self.pipelines;
         let (atoms, bonds, extras) = if pick {
             (&p.pick_atoms, &p.pick_bonds, &p.pick_bond_extras)
@@ -805,6 +992,9 @@ impl Renderer {
     /// size). Uniforms are written through the queue, so they take effect at the next submit.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, output: &wgpu::TextureView) {
         self.write_uniforms();
+        if self.culls() {
+            self.encode_cull(encoder);
+        }
         let bg = linear3(self.settings.background);
         let t = &self.targets;
         {
@@ -905,6 +1095,9 @@ impl Renderer {
         let Some(p) = self.pick.as_ref() else { return Ok(None) };
         self.write_uniforms();
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pick") });
+        if self.culls() {
+            self.encode_cull(&mut encoder);
+        }
         {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("pick"),
@@ -933,6 +1126,34 @@ impl Renderer {
         let bytes = read_region(&self.device, &self.queue, encoder, &p.ids, region, &self.pick_readback)?;
         let id = bytes.get(..4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes);
         Ok((id != 0).then_some(id))
+    }
+
+    /// What the cull pass kept in the last frame or pick (level of detail on), read back from
+    /// the indirect arguments; waits for the GPU. With level of detail off, every instance.
+    pub fn lod_counts(&self) -> Result<LodCounts, RenderError> {
+        if !self.culls() {
+            let (atoms, bonds, extras) = self.counts();
+            return Ok(LodCounts { atoms, points: 0, bonds, extras });
+        }
+        let bytes = 4 * DRAW_ARGS_STRIDE;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("indirect draws readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("lod counts") });
+        encoder.copy_buffer_to_buffer(&self.scene.lists().args, 0, &staging, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+        let words = super::readback::read_buffer(&self.device, &staging)?;
+        let count = |k: usize| words.get(4 * k + 1).copied().unwrap_or(0);
+        Ok(LodCounts {
+            atoms: count(DRAW_ATOMS),
+            points: count(DRAW_POINTS),
+            bonds: count(DRAW_BONDS),
+            extras: count(DRAW_EXTRAS),
+        })
     }
 
     /// The plugin shapes drawn with the scene.
