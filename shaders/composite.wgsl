@@ -24,7 +24,8 @@ struct Post {
     depth: vec4<f32>,
     // x, y: fog start and end; z: fog strength; w: outline width in pixels.
     fog: vec4<f32>,
-    // x: 1 when the output format is not sRGB and the shader must encode; yzw: unused.
+    // x: 1 when the output format is not sRGB and the shader must encode; y, z: output pixel of
+    // the frame's top-left corner (the composite is drawn into a viewport there); w: unused.
     output: vec4<f32>,
     // x: ambient occlusion strength 0..1 (0: off, the AO pass is skipped); y: its radius, Å;
     // z, w: proj[0][0] and proj[1][1] (view-space reconstruction).
@@ -161,7 +162,7 @@ fn blurred_ao(p: vec2<i32>, d0: f32) -> f32 {
 
 @fragment
 fn fs_composite(in: FullscreenVarying) -> @location(0) vec4<f32> {
-    let p = vec2<i32>(in.clip.xy);
+    let p = vec2<i32>(in.clip.xy - post.output.yz);
     let size = vec2<i32>(textureDimensions(scene_color));
     var color = textureLoad(scene_color, p, 0).rgb;
     let d0 = depth_at(p, size);

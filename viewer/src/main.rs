@@ -43,6 +43,12 @@ enum Command {
         /// Close after this many frames (for smoke tests).
         #[arg(long, hide = true)]
         exit_after_frames: Option<u64>,
+        /// Directory screenshots (F12) are saved in.
+        #[arg(long, value_name = "DIR")]
+        screenshot_dir: Option<std::path::PathBuf>,
+        /// Save a screenshot when this frame is drawn (for smoke tests).
+        #[arg(long, hide = true)]
+        screenshot_at_frame: Option<u64>,
     },
     /// Render a structure to a PNG image without a window (offscreen GPU rendering; a
     /// software adapter such as lavapipe works).
@@ -148,8 +154,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Some(Command::View { files, exit_after_frames }) => {
-            molstream_viewer::app::run(molstream_viewer::app::ViewOptions { files, exit_after_frames })
+        Some(Command::View { files, exit_after_frames, screenshot_dir, screenshot_at_frame }) => {
+            molstream_viewer::app::run(molstream_viewer::app::ViewOptions {
+                files,
+                exit_after_frames,
+                screenshot_dir,
+                screenshot_at_frame,
+            })
         }
         Some(Command::Render { file, out, width, height, style, color, ao }) => {
             let style = Style { representation: style.into(), color: color.into() };

@@ -25,8 +25,9 @@ use molstream_engine::gpu::{ATOM_FLAG_REPR_MASK, AtomInstance, BondInstance};
 use molstream_engine::style::{STICK_RADIUS, WIRE_RADIUS};
 
 use super::RenderError;
+use super::RgbaImage;
 use super::camera::{Bounds, Camera};
-use super::readback::{Region, read_region};
+use super::readback::{Region, padded_row, read_region};
 use super::scene::{DRAW_ARGS_STRIDE, DRAW_ATOMS, DRAW_BONDS, DRAW_EXTRAS, DRAW_POINTS, Scene};
 use super::shaders::{self, ShaderModule};
 use super::shapes::ShapeLayers;
@@ -238,6 +239,7 @@ pub struct Renderer {
     pick_readback: wgpu::Buffer,
     bounds: Option<Bounds>,
     shapes: ShapeLayers,
+    output_origin: (u32, u32),
     /// The camera used by the next frame.
     pub camera: Camera,
     /// Lighting and style of the next frame.
@@ -662,6 +664,7 @@ impl Renderer {
             pick_readback,
             bounds: None,
             shapes,
+            output_origin: (0, 0),
             camera: Camera::default(),
             settings: RenderSettings::default(),
         })
@@ -720,6 +723,12 @@ impl Renderer {
             ao_group,
             composite,
         }
+    }
+
+    /// Where the frame goes in the output view: its top-left pixel (the window's 3D area
+    /// beside the panels). The output view must hold `origin + size`; (0, 0) by default.
+    pub fn set_output_origin(&mut self, origin: (u32, u32)) {
+        self.output_origin = origin;
     }
 
     /// Output size in pixels.
@@ -879,8 +888,18 @@ impl Renderer {
     }
 
     fn write_uniforms(&self) {
+        self.write_uniforms_at(self.output_origin);
+    }
+
+    fn write_uniforms_at(&self, origin: (u32, u32)) {
         self.queue.write_buffer(&self.frame, 0, bytemuck::bytes_of(&self.frame_uniforms()));
-        self.queue.write_buffer(&self.post, 0, bytemuck::bytes_of(&self.post_uniforms()));
+        let mut post = self.post_uniforms();
+        #[allow(clippy::cast_precision_loss)]
+        {
+            post.output[1] = origin.0 as f32;
+            post.output[2] = origin.1 as f32;
+        }
+        self.queue.write_buffer(&self.post, 0, bytemuck::bytes_of(&post));
     }
 
     /// Whether this frame culls (level of detail on and something to cull).
@@ -991,7 +1010,11 @@ impl Renderer {
     /// Records a frame into `encoder`, drawing into `output` (a view of the output format and
     /// size). Uniforms are written through the queue, so they take effect at the next submit.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, output: &wgpu::TextureView) {
-        self.write_uniforms();
+        self.encode_at(encoder, output, self.output_origin);
+    }
+
+    fn encode_at(&self, encoder: &mut wgpu::CommandEncoder, output: &wgpu::TextureView, origin: (u32, u32)) {
+        self.write_uniforms_at(origin);
         if self.culls() {
             self.encode_cull(encoder);
         }
@@ -1059,6 +1082,9 @@ impl Renderer {
             occlusion_query_set: None,
             multiview_mask: None,
         });
+        let (x, y) = origin;
+        #[allow(clippy::cast_precision_loss)]
+        pass.set_viewport(x as f32, y as f32, t.width as f32, t.height as f32, 0.0, 1.0);
         pass.set_pipeline(&self.pipelines.composite);
         pass.set_bind_group(0, &self.targets.composite, &[]);
         pass.draw(0..3, 0..1);
@@ -1069,6 +1095,40 @@ impl Renderer {
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
         self.encode(&mut encoder, output);
         self.queue.submit([encoder.finish()])
+    }
+
+    /// Renders a frame into an offscreen texture of the output format and reads it back as an
+    /// sRGB RGBA image: the window's screenshot (the scene only, without egui). The readback is
+    /// the headless path's (`readback::read_region`); BGRA formats are swizzled.
+    pub fn screenshot(&self) -> Result<RgbaImage, RenderError> {
+        use wgpu::TextureFormat as F;
+        let swap = match self.output_format {
+            F::Bgra8Unorm | F::Bgra8UnormSrgb => true,
+            F::Rgba8Unorm | F::Rgba8UnormSrgb => false,
+            other => return Err(RenderError::Readback(format!("screenshots of {other:?} surfaces are not supported"))),
+        };
+        let (width, height) = self.size();
+        let usage = wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC;
+        let target = texture(&self.device, "screenshot", (width, height), self.output_format, 1, usage);
+        let view = target.create_view(&wgpu::TextureViewDescriptor::default());
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("screenshot readback"),
+            size: u64::from(padded_row(width, 4)) * u64::from(height),
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("screenshot") });
+        self.encode_at(&mut encoder, &view, (0, 0));
+        let region = Region { origin: (0, 0), size: (width, height), bytes_per_texel: 4 };
+        let mut pixels = read_region(&self.device, &self.queue, encoder, &target, region, &buffer)?;
+        for p in pixels.chunks_exact_mut(4) {
+            if swap {
+                p.swap(0, 2);
+            }
+            p[3] = 255;
+        }
+        Ok(RgbaImage { width, height, pixels })
     }
 
     /// The pick id drawn at pixel (x, y) (origin top-left) with the current camera: the atom

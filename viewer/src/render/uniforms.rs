@@ -51,7 +51,8 @@ pub struct PostUniforms {
     /// Fog start, end and strength (as in [`FrameUniforms::fog`]), outline width in pixels
     /// (`fog`, offset 16).
     pub fog: [f32; 4],
-    /// x: 1.0 when the shader must encode sRGB itself (`output`, offset 32).
+    /// x: 1.0 when the shader must encode sRGB itself; y, z: the output pixel of the frame's
+    /// top-left corner (`output`, offset 32).
     pub output: [f32; 4],
     /// Ambient occlusion strength (0: off), radius (Å), `proj[0][0]`, `proj[1][1]` (`ao`,
     /// offset 48).
