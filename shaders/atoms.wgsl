@@ -1,4 +1,5 @@
-// Atoms as ray-cast sphere impostors. Composed after instances.wgsl and frame.wgsl.
+// Atoms as ray-cast sphere impostors. Composed after instances.wgsl, frame.wgsl and
+// impostors.wgsl.
 //
 // One instance per AtomInstance, 4 vertices (triangle strip): a square billboard perpendicular
 // to the eye ray through the atom's centre, just large enough to cover the sphere's silhouette
@@ -19,40 +20,19 @@ struct SphereVarying {
     @location(3) @interpolate(flat) ids: vec2<u32>,
 }
 
-const QUAD: array<vec2<f32>, 4> = array<vec2<f32>, 4>(
-    vec2<f32>(-1.0, -1.0),
-    vec2<f32>(1.0, -1.0),
-    vec2<f32>(-1.0, 1.0),
-    vec2<f32>(1.0, 1.0),
-);
-
-@vertex
-fn vs_atom(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> SphereVarying {
+fn atom_vertex(index: u32, vi: u32) -> SphereVarying {
     var out: SphereVarying;
-    let a = atoms[ii];
+    let a = atoms[index];
     let repr = a.flags & ATOM_REPR_MASK;
     let c = atom_view_position(a);
     let d = length(c);
-    var r = a.radius;
-    if repr == REPR_WIRE {
-        r = max(r, wire_radius(d));
-    }
+    let r = atom_radius(a, d);
     // Hidden atoms, empty radii and spheres around the eye draw nothing.
     if repr == REPR_HIDDEN || !(r > 0.0) || d <= r * 1.0001 {
         out.clip = CULLED;
         return out;
     }
-    let w = c / d;
-    var up = vec3<f32>(0.0, 1.0, 0.0);
-    if abs(w.y) > 0.99 {
-        up = vec3<f32>(1.0, 0.0, 0.0);
-    }
-    let right = normalize(cross(w, up));
-    let up2 = cross(right, w);
-    // Silhouette-cone radius in the plane through the centre, plus 1.5 pixels for coverage.
-    let half = r * d / sqrt(d * d - r * r) + 1.5 * pixel_size(d);
-    let q = QUAD[vi];
-    let p = c + (right * q.x + up2 * q.y) * half;
+    let p = sphere_billboard(c, r, vi);
     out.clip = frame.proj * vec4<f32>(p, 1.0);
     out.ray = p;
     out.sphere = vec4<f32>(c, r);
@@ -61,33 +41,60 @@ fn vs_atom(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> 
     return out;
 }
 
-// Ray (from the eye, unit direction `rd`) against a sphere: the surface point and normal, and
-// the pixel coverage. Rays that miss by less than a pixel take the silhouette point.
-struct SphereHit {
-    point: vec3<f32>,
-    normal: vec3<f32>,
-    coverage: f32,
+@vertex
+fn vs_atom(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> SphereVarying {
+    return atom_vertex(ii, vi);
 }
 
-fn sphere_hit(rd: vec3<f32>, sphere: vec4<f32>) -> SphereHit {
-    var hit: SphereHit;
-    let c = sphere.xyz;
-    let r = sphere.w;
-    let along = dot(rd, c);
-    let closest = rd * along;
-    let m2 = max(dot(c, c) - along * along, 0.0);
-    let m = sqrt(m2);
-    hit.coverage = edge_coverage(m - r, pixel_size(along));
-    if m2 <= r * r {
-        let t = along - sqrt(r * r - m2);
-        hit.point = rd * t;
-        hit.normal = (hit.point - c) / r;
-    } else {
-        let out = closest - c;
-        hit.normal = out / max(m, 1e-6);
-        hit.point = c + hit.normal * r;
-    }
-    return hit;
+// Level of detail on: the atoms the cull pass kept as impostors (lists.wgsl).
+@vertex
+fn vs_atom_listed(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> SphereVarying {
+    return atom_vertex(atom_list[ii], vi);
+}
+
+// Level of detail on: atoms smaller than frame.lod.y pixels, one point each (one vertex, one
+// pixel, no ray cast, no frag_depth: early depth testing stays on), at the depth of the
+// sphere's front, lit as if facing the eye.
+struct PointVarying {
+    @builtin(position) clip: vec4<f32>,
+    @location(0) @interpolate(flat) color: vec4<f32>,
+    // x: pick id.
+    @location(1) @interpolate(flat) ids: vec2<u32>,
+}
+
+@vertex
+fn vs_atom_point(@builtin(instance_index) ii: u32) -> PointVarying {
+    var out: PointVarying;
+    let a = atoms[atom_list[arrayLength(&atom_list) - 1u - ii]];
+    let c = atom_view_position(a);
+    let d = length(c);
+    let front = c * (1.0 - min(atom_radius(a, d), 0.5 * d) / max(d, 1e-6));
+    out.clip = frame.proj * vec4<f32>(front, 1.0);
+    out.color = vec4<f32>(shade(unpack_color(a.color).rgb, -c / max(d, 1e-6), front, a.flags), 1.0);
+    out.ids = vec2<u32>(a.pick_id, a.flags);
+    return out;
+}
+
+struct PointColorOut {
+    @location(0) color: vec4<f32>,
+}
+
+@fragment
+fn fs_atom_point(in: PointVarying) -> PointColorOut {
+    var out: PointColorOut;
+    out.color = in.color;
+    return out;
+}
+
+struct PointPickOut {
+    @location(0) id: u32,
+}
+
+@fragment
+fn fs_atom_point_pick(in: PointVarying) -> PointPickOut {
+    var out: PointPickOut;
+    out.id = in.ids.x;
+    return out;
 }
 
 @fragment

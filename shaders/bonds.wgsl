@@ -1,4 +1,5 @@
-// Bonds as ray-cast cylinder impostors. Composed after instances.wgsl and frame.wgsl.
+// Bonds as ray-cast cylinder impostors. Composed after instances.wgsl, frame.wgsl and
+// impostors.wgsl.
 //
 // Both ends are read from the atom buffer (`atoms[bond.atom_a]`, `atoms[bond.atom_b]`), so a
 // position stream rewrites the atom buffer only and the bonds follow. Radii and visibility
@@ -13,9 +14,8 @@
 // cylinders 1 and 2 of multiple bonds from the `bond_extras` list (bond index << 2 | cylinder),
 // which is built once per topology.
 //
-// Each cylinder is drawn as one screen-space quad (4 vertices, triangle strip) that bounds the
-// projection of the cylinder's box, oriented along the projected axis so that diagonal bonds
-// do not pay for a screen-aligned square.
+// Each cylinder is drawn as one screen-space quad (4 vertices, triangle strip, `cylinder_quad`
+// in impostors.wgsl).
 
 // Bond kinds (mirror of `molstream_engine::BondKind`; checked by viewer/tests/wgsl.rs).
 const BOND_DOUBLE: u32 = 2u;
@@ -30,9 +30,6 @@ const TRIPLE_OFFSET: f32 = 1.1;
 // Dash period of the second cylinder of aromatic bonds, Å.
 const AROMATIC_DASH: f32 = 0.3;
 
-// Extra cylinders of multiple bonds: bond index << 2 | cylinder (1 or 2).
-@group(0) @binding(4) var<storage, read> bond_extras: array<u32>;
-
 struct BondVarying {
     @builtin(position) clip: vec4<f32>,
     // Point on the quad, view space: the ray from the eye through this pixel.
@@ -46,35 +43,6 @@ struct BondVarying {
     @location(4) @interpolate(flat) color_b: vec4<f32>,
     // Pick ids of atoms a and b, then their flags.
     @location(5) @interpolate(flat) ids: vec4<u32>,
-}
-
-fn draws_bonds(repr: u32) -> bool {
-    return repr == REPR_BALL_AND_STICK || repr == REPR_STICKS || repr == REPR_WIRE;
-}
-
-fn style_bond_radius(repr: u32, d: f32) -> f32 {
-    if repr == REPR_BALL_AND_STICK {
-        return frame.bond_radius.x;
-    }
-    if repr == REPR_STICKS {
-        return frame.bond_radius.y;
-    }
-    return wire_radius(d);
-}
-
-// Any unit vector perpendicular to `v` (a unit vector).
-fn perpendicular(v: vec3<f32>) -> vec3<f32> {
-    var helper = vec3<f32>(0.0, 1.0, 0.0);
-    if abs(v.y) > 0.9 {
-        helper = vec3<f32>(1.0, 0.0, 0.0);
-    }
-    return normalize(cross(v, helper));
-}
-
-// Pixel coordinates (origin at the centre, y up) of a view-space point in front of the eye.
-fn to_pixels(p: vec3<f32>) -> vec2<f32> {
-    let clip = frame.proj * vec4<f32>(p, 1.0);
-    return clip.xy / clip.w * frame.viewport.xy * 0.5;
 }
 
 fn bond_vertex(bond_index: u32, cylinder: u32, vi: u32) -> BondVarying {
@@ -131,50 +99,7 @@ fn bond_vertex(bond_index: u32, cylinder: u32, vi: u32) -> BondVarying {
     let q0 = p0 + side * offset;
     let q1 = p1 + side * offset;
 
-    // The cylinder's box, widened by 1.5 pixels for edge coverage.
-    let e1 = perpendicular(u);
-    let e2 = cross(u, e1);
-    let far_end = max(length(q0), length(q1));
-    let cover = rs + 1.5 * pixel_size(far_end);
-    let near = frame.proj[3][2] / frame.proj[2][2];
-    // Axes of the screen-space quad: along the projected bond, and across it.
-    var along = vec2<f32>(1.0, 0.0);
-    let s0 = to_pixels(q0);
-    let s1 = to_pixels(q1);
-    let behind = -q0.z <= near + cover || -q1.z <= near + cover;
-    if !behind && length(s1 - s0) > 0.5 {
-        along = normalize(s1 - s0);
-    }
-    let across = vec2<f32>(-along.y, along.x);
-    var lo = vec2<f32>(1e30);
-    var hi = vec2<f32>(-1e30);
-    var nearest = -1e30;
-    for (var i = 0u; i < 8u; i++) {
-        let end = select(q0, q1, (i & 1u) != 0u);
-        let corner = end + e1 * select(-cover, cover, (i & 2u) != 0u) + e2 * select(-cover, cover, (i & 4u) != 0u);
-        nearest = max(nearest, corner.z);
-        if !behind {
-            let s = to_pixels(corner);
-            let k = vec2<f32>(dot(s, along), dot(s, across));
-            lo = min(lo, k);
-            hi = max(hi, k);
-        }
-    }
-    var pixel = vec2<f32>(0.0);
-    if behind {
-        // The box reaches the near plane: fall back to the whole viewport (rare: only when
-        // the camera is inside the structure).
-        let halfsize = frame.viewport.xy * 0.5;
-        pixel = select(-halfsize, halfsize, vec2<bool>((vi & 1u) != 0u, (vi & 2u) != 0u));
-    } else {
-        let k = select(lo, hi, vec2<bool>((vi & 1u) != 0u, (vi & 2u) != 0u));
-        pixel = along * k.x + across * k.y;
-    }
-    // The quad lies in the plane of the box's nearest corner (kept in front of the near
-    // plane); its view-space points are the rays through the pixels it covers.
-    let zq = min(nearest, -near * 1.001);
-    let ndc = pixel * 2.0 * frame.viewport.zw;
-    let p = vec3<f32>(ndc.x * -zq / frame.proj[0][0], ndc.y * -zq / frame.proj[1][1], zq);
+    let p = cylinder_quad(q0, q1, rs, vi);
     out.clip = frame.proj * vec4<f32>(p, 1.0);
     out.ray = p;
     out.start = vec4<f32>(q0, rs);
@@ -201,60 +126,16 @@ fn vs_bond_extra(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u3
     return bond_vertex(e >> 2u, e & 3u, vi);
 }
 
-// Ray (from the eye, unit direction `rd`) against a capped cylinder from `q0` to `q1`.
-// `along` is the hit's position along the axis, 0 at q0 and 1 at q1.
-struct CylinderHit {
-    point: vec3<f32>,
-    normal: vec3<f32>,
-    coverage: f32,
-    along: f32,
+// Level of detail on: the bonds and extra cylinders the cull pass kept (lists.wgsl).
+@vertex
+fn vs_bond_listed(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> BondVarying {
+    return bond_vertex(bond_list[ii], 0u, vi);
 }
 
-fn cylinder_hit(rd: vec3<f32>, q0: vec3<f32>, q1: vec3<f32>, r: f32) -> CylinderHit {
-    var hit: CylinderHit;
-    hit.coverage = 0.0;
-    let axis = q1 - q0;
-    let len = length(axis);
-    let u = axis / len;
-    // Eye relative to q0, split into axial and radial parts; same for the ray direction.
-    let w = -q0;
-    let du = dot(rd, u);
-    let wu = dot(w, u);
-    let dp = rd - u * du;
-    let wp = w - u * wu;
-    let a = dot(dp, dp);
-    if a > 1e-10 {
-        let b = dot(wp, dp);
-        // Closest approach of the ray to the axis line: distance m at ray parameter t_close.
-        let t_close = -b / a;
-        let m = sqrt(max(dot(wp, wp) - b * b / a, 0.0));
-        var t = t_close;
-        if m < r {
-            t = t_close - sqrt(r * r - m * m) / sqrt(a);
-        }
-        let s = wu + t * du;
-        if s >= 0.0 && s <= len {
-            let radial = wp + dp * t;
-            hit.normal = radial / max(length(radial), 1e-6);
-            hit.point = q0 + u * s + hit.normal * r;
-            hit.coverage = edge_coverage(m - r, pixel_size(max(t, 0.0)));
-            hit.along = s / len;
-            return hit;
-        }
-    }
-    // Flat caps: only the one whose outside the eye is on can be seen.
-    if abs(du) > 1e-8 && (wu < 0.0 || wu > len) {
-        let cap = select(0.0, len, wu > len);
-        let t = (cap - wu) / du;
-        let radial = wp + dp * t;
-        if t > 0.0 && dot(radial, radial) <= r * r {
-            hit.point = rd * t;
-            hit.normal = select(-u, u, wu > len);
-            hit.coverage = 1.0;
-            hit.along = cap / len;
-        }
-    }
-    return hit;
+@vertex
+fn vs_bond_extra_listed(@builtin(vertex_index) vi: u32, @builtin(instance_index) ii: u32) -> BondVarying {
+    let e = extra_list[ii];
+    return bond_vertex(e >> 2u, e & 3u, vi);
 }
 
 // Dashed cylinders skip every other `period` Å.

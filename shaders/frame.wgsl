@@ -1,11 +1,11 @@
 // Per-frame uniforms and the shading shared by the atom and bond impostors.
 //
-// Composed after instances.wgsl and before atoms.wgsl / bonds.wgsl (see MODULES in
-// viewer/src/render/shaders.rs). Bind group 0: 0 atoms, 1 bonds (instances.wgsl), 2 frame,
-// 3 transforms, 4 bond extras (bonds.wgsl).
+// Composed after instances.wgsl and before the entry-point files (see MODULES in
+// viewer/src/render/shaders.rs). Bind group 0 of every scene pipeline: 0 atoms, 1 bonds
+// (instances.wgsl), 2 frame, 3 transforms, 4 bond extras.
 
 // Mirror of `molstream_viewer::render::uniforms::FrameUniforms` (viewer/src/render/uniforms.rs,
-// 240 bytes); viewer/tests/wgsl.rs compares sizes and offsets with naga.
+// 272 bytes); viewer/tests/wgsl.rs compares sizes and offsets with naga.
 struct Frame {
     // World → view (right-handed, the camera looks down -z).
     view: mat4x4<f32>,
@@ -27,11 +27,21 @@ struct Frame {
     selection: vec4<f32>,
     // x: specular strength, y: shininess, z: edge darkening strength, w: edge exponent.
     material: vec4<f32>,
+    // x: how far labels are drawn in front of their anchor towards the eye, Å; y: least
+    // half-width of shape lines, pixels; z, w: unused.
+    shapes: vec4<f32>,
+    // x: 1 when culling and level of detail are on; y: projected radius (pixels) under which an
+    // atom is drawn as a point; z: projected bond radius (pixels) under which a bond is skipped;
+    // w: unused.
+    lod: vec4<f32>,
 }
 
 @group(0) @binding(2) var<uniform> frame: Frame;
 // One rigid transform per complex (complex frame → world); AtomInstance.transform indexes it.
 @group(0) @binding(3) var<storage, read> transforms: array<mat4x4<f32>>;
+// Extra cylinders of multiple bonds: bond index << 2 | cylinder (1 or 2). Mirror of
+// `scene::bond_extras`.
+@group(0) @binding(4) var<storage, read> bond_extras: array<u32>;
 
 // A vertex position that produces no fragment (outside the clip volume, zero area).
 const CULLED: vec4<f32> = vec4<f32>(0.0, 0.0, -2.0, 1.0);
@@ -49,6 +59,30 @@ fn pixel_size(d: f32) -> f32 {
 // Radius of a wire line at distance `d`: the style's radius, or the least pixel width.
 fn wire_radius(d: f32) -> f32 {
     return max(frame.bond_radius.z, frame.bond_radius.w * pixel_size(d));
+}
+
+// Whether a representation draws bonds.
+fn draws_bonds(repr: u32) -> bool {
+    return repr == REPR_BALL_AND_STICK || repr == REPR_STICKS || repr == REPR_WIRE;
+}
+
+// Bond radius of a representation at distance `d` from the eye.
+fn style_bond_radius(repr: u32, d: f32) -> f32 {
+    if repr == REPR_BALL_AND_STICK {
+        return frame.bond_radius.x;
+    }
+    if repr == REPR_STICKS {
+        return frame.bond_radius.y;
+    }
+    return wire_radius(d);
+}
+
+// Drawn radius of an atom at distance `d` from the eye: wire atoms keep the least line width.
+fn atom_radius(a: AtomInstance, d: f32) -> f32 {
+    if (a.flags & ATOM_REPR_MASK) == REPR_WIRE {
+        return max(a.radius, wire_radius(d));
+    }
+    return a.radius;
 }
 
 // Depth-buffer value of a view-space point.
@@ -89,6 +123,11 @@ fn shade(base: vec3<f32>, n: vec3<f32>, p: vec3<f32>, flags: u32) -> vec3<f32> {
         // A glowing rim keeps the selection visible on dark and on selection-coloured atoms.
         c = c + frame.selection.rgb * pow(rim, 2.0) * 0.8;
     }
+    return apply_fog(c, p);
+}
+
+// Depth fog towards the background at view-space point `p`.
+fn apply_fog(c: vec3<f32>, p: vec3<f32>) -> vec3<f32> {
     let f = clamp((length(p) - frame.fog.x) / max(frame.fog.y - frame.fog.x, 1e-3), 0.0, 1.0) * frame.fog.z;
     return mix(c, frame.background.rgb, f);
 }

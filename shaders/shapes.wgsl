@@ -78,6 +78,9 @@ fn oct_decode(packed: u32) -> vec3<f32> {
     return normalize(n);
 }
 
-@group(0) @binding(0) var<storage, read> mesh_vertices: array<MeshVertex>;
-@group(0) @binding(1) var<storage, read> spheres: array<SphereInstance>;
-@group(0) @binding(2) var<storage, read> lines: array<LineInstance>;
+// Bindings of the viewer's shape pipelines (viewer/src/render/shapes.rs): group 0 is the scene
+// (atoms and transforms resolve the anchors), group 1 the shape buffers shared by every shape
+// stream, group 2 one mesh (its vertices, decoded straight into this buffer, and its texture).
+@group(1) @binding(0) var<storage, read> spheres: array<SphereInstance>;
+@group(1) @binding(1) var<storage, read> lines: array<LineInstance>;
+@group(2) @binding(0) var<storage, read> mesh_vertices: array<MeshVertex>;

@@ -7,6 +7,12 @@
 //! timed region, what a position stream costs the viewer: copying a new frame of positions
 //! into the `AtomInstance` buffer on the CPU (`gpu::update_positions`) and one
 //! `queue.write_buffer` of the whole atom buffer.
+//!
+//! `--lod on` (the default) draws through the cull pass (frustum culling, far atoms as points,
+//! thin bonds skipped, indirect draws); `--lod off` draws every instance. `--zoom Z` divides the
+//! fitted camera distance by Z (zoom 4 shows about a quarter of the structure's width, so
+//! frustum culling has work to do). The JSON adds `lod`, `zoom` and `drawn`, the instances the
+//! cull pass kept in the static variant.
 
 use std::time::Instant;
 
@@ -39,6 +45,15 @@ pub struct RenderArgs {
     /// Representation: ball-and-stick, sticks, spacefill or lines.
     #[arg(long, default_value = "ball-and-stick")]
     style: String,
+    /// Culling and level of detail: on or off.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    lod: String,
+    /// Ambient occlusion strength, 0 (off) to 1.
+    #[arg(long, default_value_t = molstream_viewer::render::RenderSettings::default().ambient_occlusion)]
+    ao: f32,
+    /// Zoom factor applied after fitting the camera (1: the whole structure in view).
+    #[arg(long, default_value_t = 1.0)]
+    zoom: f32,
     /// Print exactly one JSON object.
     #[arg(long)]
     json: bool,
@@ -109,8 +124,13 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     // The stream alternates between the structure and a copy shifted by 0.05 Å per axis.
     let shifted: Vec<Vec3> = positions.iter().map(|p| *p + Vec3::splat(0.05)).collect();
 
+    if !(args.zoom.is_finite() && args.zoom > 0.0) {
+        bail!("--zoom must be a positive number");
+    }
     let mut h = Headless::new(args.width, args.height)?;
     let adapter = h.gpu.describe();
+    h.renderer.settings.lod = args.lod == "on";
+    h.renderer.settings.ambient_occlusion = args.ao;
 
     // Baseline: the same passes with nothing in the scene.
     h.renderer.set_scene(&[], &[], &[Mat4::IDENTITY])?;
@@ -118,8 +138,10 @@ pub fn run(args: &RenderArgs) -> Result<()> {
 
     h.renderer.set_scene(&buffers.atoms, &buffers.bonds, &[Mat4::IDENTITY])?;
     h.renderer.fit_camera_to(&buffers.atoms, &[Mat4::IDENTITY]);
+    h.renderer.camera.distance /= args.zoom;
     let (_, _, extra_cylinders) = h.renderer.counts();
     let (p50, p99) = summary(time_frames(&mut h, args.frames, |_, _| Ok(()))?);
+    let drawn = h.renderer.lod_counts()?;
 
     let mut atoms = buffers.atoms.clone();
     let streamed = time_frames(&mut h, args.frames, |h, i| {
@@ -137,6 +159,15 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         "bonds": buffers.bonds.len(),
         "extra_bond_cylinders": extra_cylinders,
         "style": repr.name(),
+        "lod": h.renderer.settings.lod,
+        "ambient_occlusion": args.ao,
+        "zoom": args.zoom,
+        "drawn": {
+            "atoms": drawn.atoms,
+            "points": drawn.points,
+            "bonds": drawn.bonds,
+            "extra_bond_cylinders": drawn.extras,
+        },
         "width": args.width,
         "height": args.height,
         "frames": args.frames,
@@ -155,13 +186,20 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{adapter}: {} atoms, {} bonds ({}), {}x{}, {} frames",
+        "{adapter}: {} atoms, {} bonds ({}), {}x{}, {} frames, lod {}, zoom {}, ao {}",
         buffers.atoms.len(),
         buffers.bonds.len(),
         repr.name(),
         args.width,
         args.height,
-        args.frames
+        args.frames,
+        args.lod,
+        args.zoom,
+        args.ao
+    );
+    println!(
+        "  drawn (static): {} impostor atoms, {} points, {} bonds, {} extra cylinders",
+        drawn.atoms, drawn.points, drawn.bonds, drawn.extras
     );
     println!("  empty scene        p50 {empty_p50:9.3} ms  p99 {empty_p99:9.3} ms");
     println!("  static             p50 {p50:9.3} ms  p99 {p99:9.3} ms  ({:.1} fps)", 1e3 / p50);

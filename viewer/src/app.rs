@@ -1,35 +1,34 @@
 //! `molstream view`: the desktop window, winit + egui over the renderer.
 //!
-//! The skeleton of the app: the structures given on the command line (or the bundled one) in
-//! shared GPU buffers, orbit / pan / zoom with the mouse, click to pick and select an atom, a
-//! side panel with the loaded files, the representation and colour scheme, the picked atom and
-//! the frame time.
+//! The structures given on the command line (or the bundled one) share GPU buffers
+//! ([`SceneData`]). The panels ([`crate::ui`]): file open by path and by drag and drop (loaded
+//! on a worker thread through the engine), global style, display settings (ambient occlusion,
+//! fog, outlines, level of detail), the workspace tree (visibility and representation per
+//! complex, chain and residue), the stats panel (frame time, upload rate, decode time plotted
+//! over time), screenshots, and toasts.
 //!
 //! Input: left drag orbits; right or middle drag, or shift + left drag, pans; the wheel zooms;
 //! a click (press and release without moving) picks the atom under the cursor and toggles its
-//! selection; `F` fits the view, `R` resets the orientation.
+//! selection; `F` fits the view, `R` resets the orientation, `F12` saves a screenshot.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use glam::{Mat4, Quat, Vec2};
-use molstream_engine::gpu::{
-    ATOM_FLAG_SELECTED, AtomInstance, BondInstance, InstanceBase, build_atom_instances, build_bond_instances,
-};
-use molstream_engine::io::{self, LoadOptions};
-use molstream_engine::{AtomId, ColorScheme, Complex, Representation, Style};
+use glam::{Quat, Vec2};
+use molstream_engine::gpu::AtomInstance;
 use winit::application::ApplicationHandler;
 use winit::dpi::{LogicalSize, PhysicalPosition, PhysicalSize};
 use winit::event::{ElementState, MouseButton, MouseScrollDelta, WindowEvent};
-use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop};
+use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy};
 use winit::keyboard::{Key, ModifiersState, NamedKey};
 use winit::window::{Window, WindowId};
 
 use crate::render::gpu::DEFAULT_BACKENDS;
 use crate::render::{Gpu, RenderError, Renderer};
-use crate::{BUNDLED_NAME, BUNDLED_STRUCTURE};
+use crate::ui::{Level, Panels, UiAction};
+pub use crate::workspace::{Document, LoadedFile, SceneData, load_documents};
 
 /// What `molstream view` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -38,131 +37,34 @@ pub struct ViewOptions {
     pub files: Vec<PathBuf>,
     /// Close the window after this many frames (smoke tests under Xvfb).
     pub exit_after_frames: Option<u64>,
+    /// Where screenshots are saved (the current directory when `None`).
+    pub screenshot_dir: Option<PathBuf>,
+    /// Save a screenshot when this frame is drawn (tests of the screenshot path).
+    pub screenshot_at_frame: Option<u64>,
 }
 
-/// One loaded structure and where its atoms sit in the shared buffers.
-#[derive(Clone, Debug)]
-pub struct Document {
-    /// File name as given.
-    pub name: String,
-    /// The structure.
-    pub complex: Complex,
-    /// Its atom offset, pick-id base and transform index in the shared buffers.
-    pub base: InstanceBase,
-}
-
-/// The scene on the CPU: the documents and the instance arrays the GPU buffers mirror.
-#[derive(Clone, Debug, Default)]
-pub struct SceneData {
-    /// Loaded structures, in buffer order.
-    pub documents: Vec<Document>,
-    /// Atoms of every document's current model, back to back.
-    pub atoms: Vec<AtomInstance>,
-    /// Bonds, with atom indices into [`SceneData::atoms`].
-    pub bonds: Vec<BondInstance>,
-    /// One transform per document (its complex's position and rotation).
-    pub transforms: Vec<Mat4>,
-}
-
-impl SceneData {
-    /// Lays out `complexes` (name, complex) in shared buffers: document `k`'s atoms start after
-    /// those of documents `0..k`, its pick ids after theirs (from 1), its transform is `k`.
-    #[must_use]
-    pub fn new(complexes: Vec<(String, Complex)>) -> Self {
-        let mut s = Self::default();
-        let mut offset = 0u32;
-        for (k, (name, complex)) in complexes.into_iter().enumerate() {
-            let base = InstanceBase {
-                atom_offset: offset,
-                pick_base: offset + 1,
-                transform: u32::try_from(k).unwrap_or(u32::MAX),
-            };
-            let view = complex.current();
-            build_atom_instances(view, base, &mut s.atoms);
-            build_bond_instances(view, base, &mut s.bonds);
-            offset = u32::try_from(s.atoms.len()).unwrap_or(u32::MAX);
-            s.transforms.push(Mat4::from_rotation_translation(complex.rotation, complex.position));
-            s.documents.push(Document { name, complex, base });
-        }
-        s
-    }
-
-    /// The document and atom a pick id belongs to.
-    #[must_use]
-    pub fn locate(&self, pick_id: u32) -> Option<(usize, AtomId)> {
-        let k = self.documents.iter().rposition(|d| d.base.pick_base <= pick_id)?;
-        let d = &self.documents[k];
-        let i = pick_id - d.base.pick_base;
-        (usize::try_from(i).ok()? < d.complex.current().topology.atom_count()).then_some((k, AtomId(i)))
-    }
-
-    /// "file chain residue number atom" of a pick id, e.g. `1hvr.pdb A ASP 25 CG`.
-    #[must_use]
-    pub fn describe(&self, pick_id: u32) -> Option<String> {
-        let (k, atom) = self.locate(pick_id)?;
-        let d = &self.documents[k];
-        let t = d.complex.current().topology;
-        let r = t.atoms.residue[atom.index()];
-        let ins = t.residues.ins_code[r.index()];
-        let ins = if ins == b' ' || ins == 0 { String::new() } else { char::from(ins).to_string() };
-        Some(format!(
-            "{} {} {} {}{} {}",
-            d.name,
-            t.chain_name(t.residues.chain[r.index()]),
-            t.residue_name(r),
-            t.residues.seq_num[r.index()],
-            ins,
-            t.atom_name(atom)
-        ))
-    }
-
-    /// Applies `style` to every document and rebuilds the atom instances in place (same
-    /// count, same order: the GPU buffer is rewritten, not re-created). Selection is kept.
-    pub fn restyle(&mut self, style: Style) {
-        let mut atoms = Vec::with_capacity(self.atoms.len());
-        for d in &mut self.documents {
-            d.complex.set_style(style);
-            build_atom_instances(d.complex.current(), d.base, &mut atoms);
-        }
-        for (new, old) in atoms.iter_mut().zip(&self.atoms) {
-            new.flags |= old.flags & ATOM_FLAG_SELECTED;
-        }
-        self.atoms = atoms;
-    }
-
-    /// Flips the selection of one atom (by pick id); returns its index in
-    /// [`SceneData::atoms`].
-    pub fn toggle_selection(&mut self, pick_id: u32) -> Option<usize> {
-        let (k, atom) = self.locate(pick_id)?;
-        let i = self.documents[k].base.atom_offset as usize + atom.index();
-        let a = self.atoms.get_mut(i)?;
-        a.flags ^= ATOM_FLAG_SELECTED;
-        Some(i)
-    }
-}
-
-/// Loads the files (or the bundled structure), styled ball-and-stick by element.
-pub fn load_documents(files: &[PathBuf]) -> anyhow::Result<SceneData> {
-    let options = LoadOptions { validate_with_pdbtbx: false, ..LoadOptions::default() };
-    let mut complexes = Vec::new();
-    if files.is_empty() {
-        let loaded = io::load_bytes(BUNDLED_STRUCTURE, BUNDLED_NAME, None, &options)?;
-        complexes.push((BUNDLED_NAME.to_owned(), loaded.complex));
-    }
-    for f in files {
-        let loaded = io::load_file(f, &options)?;
-        let name = f.file_name().map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into_owned());
-        complexes.push((name, loaded.complex));
-    }
-    Ok(SceneData::new(complexes))
+/// Events the event loop receives from worker threads.
+#[derive(Debug)]
+pub enum AppEvent {
+    /// A file finished loading (or failed).
+    Loaded {
+        /// The file asked for.
+        path: PathBuf,
+        /// The structure, or the error as one line.
+        result: Result<LoadedFile, String>,
+    },
 }
 
 /// Opens the window and runs until it is closed.
 pub fn run(options: ViewOptions) -> anyhow::Result<()> {
     let scene = load_documents(&options.files)?;
-    let event_loop = EventLoop::new().context("cannot open a window (is DISPLAY or WAYLAND_DISPLAY set?)")?;
+    let event_loop = EventLoop::<AppEvent>::with_user_event()
+        .build()
+        .context("cannot open a window (is DISPLAY or WAYLAND_DISPLAY set?)")?;
     event_loop.set_control_flow(ControlFlow::Wait);
-    let mut app = App { options, scene, window: None, error: None, frames: 0 };
+    let proxy = event_loop.create_proxy();
+    let now = Instant::now();
+    let mut app = App { options, scene, window: None, error: None, frames: 0, panels: Panels::new(now), proxy };
     event_loop.run_app(&mut app)?;
     match app.error {
         Some(e) => Err(e),
@@ -190,9 +92,10 @@ struct WindowState {
     egui_state: egui_winit::State,
     egui_renderer: egui_wgpu::Renderer,
     pointer: Pointer,
-    style: Style,
-    picked: Option<String>,
-    frame_ms: f64,
+    /// Top-left pixel of the 3D view (the area the panels leave).
+    origin: (u32, u32),
+    /// Whether the camera was fitted to that area once it was known.
+    fitted: bool,
 }
 
 struct App {
@@ -201,10 +104,16 @@ struct App {
     window: Option<WindowState>,
     error: Option<anyhow::Error>,
     frames: u64,
+    panels: Panels,
+    proxy: EventLoopProxy<AppEvent>,
 }
 
 fn physical(size: PhysicalSize<u32>) -> (u32, u32) {
     (size.width.max(1), size.height.max(1))
+}
+
+fn atom_bytes(atoms: &[AtomInstance]) -> u64 {
+    std::mem::size_of_val(atoms) as u64
 }
 
 impl WindowState {
@@ -220,12 +129,14 @@ impl WindowState {
         surface.configure(&gpu.device, &config);
         let mut renderer = Renderer::new(&gpu.device, &gpu.queue, config.format, w, h)?;
         renderer.set_scene(&scene.atoms, &scene.bonds, &scene.transforms)?;
+        renderer.shapes_mut().set_anchor_map(scene.anchor_map());
         renderer.camera.rotation = Quat::IDENTITY;
         renderer.fit_camera_to(&scene.atoms, &scene.transforms);
         let egui_ctx = egui::Context::default();
         let max_texture = gpu.device.limits().max_texture_dimension_2d as usize;
         #[allow(clippy::cast_possible_truncation)]
         let scale = window.scale_factor() as f32;
+        renderer.shapes_mut().set_pixels_per_point(scale);
         let egui_state = egui_winit::State::new(
             egui_ctx.clone(),
             egui::ViewportId::ROOT,
@@ -246,9 +157,8 @@ impl WindowState {
             egui_state,
             egui_renderer,
             pointer: Pointer::default(),
-            style: Style::default(),
-            picked: None,
-            frame_ms: 0.0,
+            origin: (0, 0),
+            fitted: false,
         })
     }
 
@@ -280,61 +190,57 @@ impl WindowState {
         Ok(())
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, scene: &mut SceneData) -> Option<Style> {
-        let mut restyle = None;
-        egui::Panel::left("molstream-side").resizable(true).show(ui, |ui| {
-            ui.heading("molstream");
-            for d in &scene.documents {
-                let c = d.complex.counts();
-                ui.label(format!("{}: {} atoms, {} bonds", d.name, c.atom_sites, c.bonds));
-            }
-            ui.separator();
-            let mut style = self.style;
-            egui::ComboBox::from_label("representation").selected_text(style.representation.name()).show_ui(ui, |ui| {
-                for r in Representation::ALL {
-                    ui.selectable_value(&mut style.representation, r, r.name());
-                }
-            });
-            let schemes = [
-                (ColorScheme::Element, "element"),
-                (ColorScheme::Chain, "chain"),
-                (ColorScheme::ResidueType, "residue"),
-                (ColorScheme::BFactor, "B-factor"),
-            ];
-            let current = schemes.iter().find(|s| s.0 == style.color).map_or("?", |s| s.1);
-            egui::ComboBox::from_label("colour").selected_text(current).show_ui(ui, |ui| {
-                for (s, name) in schemes {
-                    ui.selectable_value(&mut style.color, s, name);
-                }
-            });
-            if style != self.style {
-                self.style = style;
-                restyle = Some(style);
-            }
-            if ui.button("Fit view (F)").clicked() {
-                self.renderer.fit_camera_to(&scene.atoms, &scene.transforms);
-            }
-            ui.separator();
-            ui.label(format!("picked: {}", self.picked.as_deref().unwrap_or("—")));
-            ui.label(format!("frame: {:.1} ms", self.frame_ms));
-            ui.separator();
-            ui.small("drag: rotate · right drag or shift drag: move · wheel: zoom · click: select · R: reset");
-        });
-        restyle
+    /// Sizes the renderer to the area the panels leave (`central`, points) and draws it there.
+    fn place_view(&mut self, central: egui::Rect, pixels_per_point: f32, scene: &SceneData) -> anyhow::Result<()> {
+        if !central.is_positive() {
+            return Ok(());
+        }
+        let r = central * pixels_per_point;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let (x, y) = (r.min.x.round().max(0.0) as u32, r.min.y.round().max(0.0) as u32);
+        let (sw, sh) = (self.config.width, self.config.height);
+        if x >= sw || y >= sh {
+            return Ok(());
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let (w, h) = ((r.width().round() as u32).clamp(1, sw - x), (r.height().round() as u32).clamp(1, sh - y));
+        if (w, h) != self.renderer.size() {
+            self.renderer.resize(w, h)?;
+        }
+        self.origin = (x, y);
+        self.renderer.set_output_origin(self.origin);
+        if !self.fitted {
+            self.fitted = true;
+            self.renderer.fit_camera_to(&scene.atoms, &scene.transforms);
+        }
+        Ok(())
     }
 
-    /// Draws one frame: the scene, then egui on top.
-    fn redraw(&mut self, scene: &mut SceneData) -> anyhow::Result<()> {
+    /// Writes atoms `range` of the scene to the GPU and counts the bytes.
+    fn write_atoms(
+        &mut self,
+        scene: &SceneData,
+        range: std::ops::Range<usize>,
+        panels: &mut Panels,
+    ) -> anyhow::Result<()> {
+        let Some(atoms) = scene.atoms.get(range.clone()) else { return Ok(()) };
+        self.renderer.write_atoms(range.start, atoms)?;
+        panels.stats.record_upload(Instant::now(), atom_bytes(atoms));
+        Ok(())
+    }
+
+    /// Draws one frame: the scene, then egui on top. Returns the panels' actions.
+    fn redraw(&mut self, scene: &SceneData, panels: &mut Panels) -> anyhow::Result<Vec<UiAction>> {
         let t = Instant::now();
         let raw = self.egui_state.take_egui_input(&self.window);
         let ctx = self.egui_ctx.clone();
-        let mut restyle = None;
-        let out = ctx.run_ui(raw, |ui| restyle = self.ui(ui, scene));
-        if let Some(style) = restyle {
-            scene.restyle(style);
-            self.renderer.write_atoms(0, &scene.atoms)?;
-        }
+        let mut actions = Vec::new();
+        let out = ctx.run_ui(raw, |ui| actions = panels.show(ui, scene, &mut self.renderer.settings, t));
         self.egui_state.handle_platform_output(&self.window, out.platform_output);
+        self.place_view(panels.central, out.pixels_per_point, scene)?;
+        if out.viewport_output.get(&egui::ViewportId::ROOT).is_some_and(|v| v.repaint_delay.is_zero()) {
+            self.window.request_redraw();
+        }
         let jobs = self.egui_ctx.tessellate(out.shapes, out.pixels_per_point);
         // egui asserts that every texture delta is applied: set them now, free them after
         // painting (or now, when this frame is skipped).
@@ -356,12 +262,12 @@ impl WindowState {
                     wgpu::CurrentSurfaceTexture::Outdated | wgpu::CurrentSurfaceTexture::Lost => {
                         self.surface.configure(&self.gpu.device, &self.config);
                         self.window.request_redraw();
-                        Ok(())
+                        Ok(actions)
                     }
                     wgpu::CurrentSurfaceTexture::Validation => {
                         Err(anyhow::anyhow!("the surface texture failed validation"))
                     }
-                    _ => Ok(()),
+                    _ => Ok(actions),
                 };
             }
         };
@@ -399,13 +305,20 @@ impl WindowState {
         for id in &freed {
             self.egui_renderer.free_texture(id);
         }
-        self.frame_ms = t.elapsed().as_secs_f64() * 1e3;
-        Ok(())
+        panels.stats.record_frame(Instant::now(), t.elapsed().as_secs_f64() * 1e3);
+        Ok(actions)
     }
 
-    /// Camera and picking input not taken by egui; returns whether to redraw.
-    fn input(&mut self, event: &WindowEvent, scene: &mut SceneData) -> anyhow::Result<bool> {
-        let height = self.config.height as f32;
+    /// Camera, picking and key input not taken by egui; returns the action asked for, if any,
+    /// and whether to redraw.
+    fn input(
+        &mut self,
+        event: &WindowEvent,
+        scene: &mut SceneData,
+        panels: &mut Panels,
+    ) -> anyhow::Result<(Option<UiAction>, bool)> {
+        #[allow(clippy::cast_precision_loss)]
+        let height = self.renderer.size().1 as f32;
         match event {
             WindowEvent::ModifiersChanged(m) => self.pointer.modifiers = m.state(),
             WindowEvent::CursorMoved { position: PhysicalPosition { x, y }, .. } => {
@@ -413,7 +326,7 @@ impl WindowState {
                 let p = Vec2::new(*x as f32, *y as f32);
                 let delta = p - self.pointer.position;
                 self.pointer.position = p;
-                let Some((button, start)) = self.pointer.pressed else { return Ok(false) };
+                let Some((button, start)) = self.pointer.pressed else { return Ok((None, false)) };
                 if p.distance(start) > 3.0 {
                     self.pointer.dragged = true;
                 }
@@ -425,7 +338,7 @@ impl WindowState {
                 } else if button == MouseButton::Left {
                     self.renderer.camera.orbit_pixels(delta, height);
                 }
-                return Ok(true);
+                return Ok((None, true));
             }
             WindowEvent::MouseInput { state: ElementState::Pressed, button, .. } => {
                 self.pointer.pressed = Some((*button, self.pointer.position));
@@ -437,12 +350,15 @@ impl WindowState {
                 if click && *button == MouseButton::Left {
                     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                     let (x, y) = (self.pointer.position.x.max(0.0) as u32, self.pointer.position.y.max(0.0) as u32);
+                    let (Some(x), Some(y)) = (x.checked_sub(self.origin.0), y.checked_sub(self.origin.1)) else {
+                        return Ok((None, false));
+                    };
                     let id = self.renderer.pick(x, y)?;
-                    self.picked = id.and_then(|id| scene.describe(id));
+                    panels.picked = id.and_then(|id| scene.describe(id));
                     if let Some(i) = id.and_then(|id| scene.toggle_selection(id)) {
-                        self.renderer.write_atoms(i, &scene.atoms[i..=i])?;
+                        self.write_atoms(scene, i..i + 1, panels)?;
                     }
-                    return Ok(true);
+                    return Ok((None, true));
                 }
             }
             WindowEvent::MouseWheel { delta, .. } => {
@@ -452,27 +368,30 @@ impl WindowState {
                     MouseScrollDelta::PixelDelta(p) => p.y as f32 / 40.0,
                 };
                 self.renderer.camera.zoom(0.9f32.powf(lines));
-                return Ok(true);
+                return Ok((None, true));
             }
             WindowEvent::KeyboardInput { event, .. } if event.state == ElementState::Pressed => {
                 match &event.logical_key {
-                    Key::Character(c) if c.eq_ignore_ascii_case("f") => {
-                        self.renderer.fit_camera_to(&scene.atoms, &scene.transforms);
-                        return Ok(true);
-                    }
+                    Key::Character(c) if c.eq_ignore_ascii_case("f") => return Ok((Some(UiAction::FitView), true)),
                     Key::Character(c) if c.eq_ignore_ascii_case("r") => {
                         self.renderer.camera.rotation = Quat::IDENTITY;
-                        self.renderer.fit_camera_to(&scene.atoms, &scene.transforms);
-                        return Ok(true);
+                        return Ok((Some(UiAction::FitView), true));
                     }
-                    Key::Named(NamedKey::Escape) => self.picked = None,
+                    Key::Named(NamedKey::F12) => return Ok((Some(UiAction::Screenshot), true)),
+                    Key::Named(NamedKey::Escape) => panels.picked = None,
                     _ => {}
                 }
             }
             _ => {}
         }
-        Ok(false)
+        Ok((None, false))
     }
+}
+
+/// `DIR/molstream-<unix seconds>-<frame>.png`.
+fn screenshot_path(dir: Option<&Path>, frame: u64) -> PathBuf {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    dir.unwrap_or_else(|| Path::new(".")).join(format!("molstream-{secs}-{frame}.png"))
 }
 
 impl App {
@@ -480,18 +399,104 @@ impl App {
         self.error = Some(e);
         event_loop.exit();
     }
+
+    /// Loads a file on a worker thread; the result comes back as [`AppEvent::Loaded`].
+    fn open(&mut self, path: PathBuf) {
+        let name = path.display().to_string();
+        self.panels.loading = Some(name);
+        let proxy = self.proxy.clone();
+        let style = self.panels.style;
+        std::thread::spawn(move || {
+            let result = crate::workspace::load_file(&path, style).map_err(|e| format!("{e:#}").replace('\n', " "));
+            // The loop is gone when the window closed meanwhile: nothing to tell.
+            let _ = proxy.send_event(AppEvent::Loaded { path, result });
+        });
+    }
+
+    fn apply(&mut self, action: UiAction) -> anyhow::Result<()> {
+        let now = Instant::now();
+        if let UiAction::Open(path) = action {
+            self.open(path);
+            return Ok(());
+        }
+        let Some(w) = self.window.as_mut() else { return Ok(()) };
+        match action {
+            UiAction::Tree(a) => {
+                let range = self.scene.apply(&a);
+                w.write_atoms(&self.scene, range, &mut self.panels)?;
+            }
+            UiAction::Restyle(style) => {
+                self.scene.restyle(style);
+                w.write_atoms(&self.scene, 0..self.scene.atoms.len(), &mut self.panels)?;
+            }
+            UiAction::FitView => w.renderer.fit_camera_to(&self.scene.atoms, &self.scene.transforms),
+            UiAction::Screenshot => {
+                let path = screenshot_path(self.options.screenshot_dir.as_deref(), self.frames);
+                match w.renderer.screenshot().map_err(anyhow::Error::from).and_then(|img| {
+                    img.write_png(&path)?;
+                    Ok(img)
+                }) {
+                    Ok(img) => {
+                        let text = format!("screenshot {}×{} saved to {}", img.width, img.height, path.display());
+                        tracing::info!("{text}");
+                        self.panels.toasts.push(Level::Info, text, now);
+                    }
+                    Err(e) => self.panels.toasts.push(Level::Error, format!("screenshot failed: {e:#}"), now),
+                }
+            }
+            UiAction::Open(_) => {}
+        }
+        w.window.request_redraw();
+        Ok(())
+    }
+
+    fn loaded(&mut self, path: &Path, result: Result<LoadedFile, String>) -> anyhow::Result<()> {
+        let now = Instant::now();
+        self.panels.loading = None;
+        let file = match result {
+            Ok(f) => f,
+            Err(e) => {
+                self.panels.toasts.push(Level::Error, format!("{}: {e}", path.display()), now);
+                return Ok(());
+            }
+        };
+        let atoms = file.complex.current().topology.atom_count();
+        self.panels.stats.record_decode(now, file.timings.parse.as_secs_f64() * 1e3);
+        let text = format!("{}: {atoms} atoms, parsed in {:.1} ms", file.name, file.timings.parse.as_secs_f64() * 1e3);
+        self.scene.push(file.name, file.complex);
+        if let Some(w) = self.window.as_mut() {
+            // A topology change: the buffers are created again, sized to the new scene.
+            w.renderer.set_scene(&self.scene.atoms, &self.scene.bonds, &self.scene.transforms)?;
+            w.renderer.shapes_mut().set_anchor_map(self.scene.anchor_map());
+            w.renderer.fit_camera_to(&self.scene.atoms, &self.scene.transforms);
+            self.panels.stats.record_upload(now, atom_bytes(&self.scene.atoms));
+            w.window.request_redraw();
+        }
+        self.panels.toasts.push(Level::Info, text, now);
+        Ok(())
+    }
 }
 
-impl ApplicationHandler for App {
+impl ApplicationHandler<AppEvent> for App {
     fn resumed(&mut self, event_loop: &ActiveEventLoop) {
         if self.window.is_none() {
             match WindowState::new(event_loop, &self.scene) {
                 Ok(w) => {
+                    let bytes =
+                        atom_bytes(&self.scene.atoms) + std::mem::size_of_val(self.scene.bonds.as_slice()) as u64;
+                    self.panels.stats.record_upload(Instant::now(), bytes);
                     w.window.request_redraw();
                     self.window = Some(w);
                 }
                 Err(e) => self.fail(event_loop, e),
             }
+        }
+    }
+
+    fn user_event(&mut self, event_loop: &ActiveEventLoop, event: AppEvent) {
+        let AppEvent::Loaded { path, result } = event;
+        if let Err(e) = self.loaded(&path, result) {
+            self.fail(event_loop, e);
         }
     }
 
@@ -501,15 +506,28 @@ impl ApplicationHandler for App {
         if response.repaint {
             w.window.request_redraw();
         }
+        let mut actions = Vec::new();
         let result = match &event {
             WindowEvent::CloseRequested => {
                 event_loop.exit();
                 Ok(())
             }
             WindowEvent::Resized(size) => w.resize(*size).map(|()| w.window.request_redraw()),
+            WindowEvent::ScaleFactorChanged { scale_factor, .. } => {
+                #[allow(clippy::cast_possible_truncation)]
+                w.renderer.shapes_mut().set_pixels_per_point(*scale_factor as f32);
+                Ok(())
+            }
+            WindowEvent::DroppedFile(path) => {
+                actions.push(UiAction::Open(path.clone()));
+                Ok(())
+            }
             WindowEvent::RedrawRequested => {
-                let r = w.redraw(&mut self.scene);
+                let r = w.redraw(&self.scene, &mut self.panels).map(|a| actions = a);
                 self.frames += 1;
+                if self.options.screenshot_at_frame == Some(self.frames) {
+                    actions.push(UiAction::Screenshot);
+                }
                 match self.options.exit_after_frames {
                     Some(n) if self.frames >= n => event_loop.exit(),
                     Some(_) => w.window.request_redraw(),
@@ -518,12 +536,14 @@ impl ApplicationHandler for App {
                 r
             }
             _ if response.consumed => Ok(()),
-            _ => w.input(&event, &mut self.scene).map(|redraw| {
+            _ => w.input(&event, &mut self.scene, &mut self.panels).map(|(action, redraw)| {
+                actions.extend(action);
                 if redraw {
                     w.window.request_redraw();
                 }
             }),
         };
+        let result = actions.into_iter().try_fold((), |(), a| self.apply(a)).and(result);
         if let Err(e) = result {
             self.fail(event_loop, e);
         }
@@ -534,46 +554,12 @@ impl ApplicationHandler for App {
 mod tests {
     use super::*;
 
-    fn two_documents() -> SceneData {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/");
-        load_documents(&[PathBuf::from(format!("{path}1hvr.pdb")), PathBuf::from(format!("{path}5PTI.cif"))]).unwrap()
-    }
-
     #[test]
-    fn documents_share_buffers_with_disjoint_pick_ids() {
-        let s = two_documents();
-        let n0 = s.documents[0].complex.current().topology.atom_count();
-        let n1 = s.documents[1].complex.current().topology.atom_count();
-        assert_eq!(s.atoms.len(), n0 + n1);
-        assert_eq!(s.transforms.len(), 2);
-        assert_eq!(s.documents[1].base.atom_offset as usize, n0);
-        assert_eq!(s.atoms[n0].transform, 1);
-        // Bonds of the second document point into its own atoms.
-        let b1 = s.documents[0].complex.current().topology.bonds.len();
-        assert!(s.bonds[b1..].iter().all(|b| b.atom_a as usize >= n0 && (b.atom_b as usize) < n0 + n1));
-        // Pick ids map back to the right document and atom.
-        assert_eq!(s.locate(1), Some((0, AtomId(0))));
-        let last = u32::try_from(n0 + n1).unwrap();
-        assert_eq!(s.locate(last), Some((1, AtomId(u32::try_from(n1 - 1).unwrap()))));
-        assert_eq!(s.locate(last + 1), None);
-        assert_eq!(s.locate(0), None);
-        assert_eq!(s.atoms[n0].pick_id, u32::try_from(n0).unwrap() + 1);
-        let d = s.describe(1).unwrap();
-        assert!(d.starts_with("1hvr.pdb A "), "{d}");
-        assert!(s.describe(s.atoms[n0].pick_id).unwrap().starts_with("5PTI.cif "));
-    }
-
-    #[test]
-    fn restyle_keeps_layout_and_selection() {
-        let mut s = two_documents();
-        let i = s.toggle_selection(5).unwrap();
-        assert_eq!(i, 4);
-        let before: Vec<u32> = s.atoms.iter().map(|a| a.pick_id).collect();
-        s.restyle(Style { representation: Representation::Spacefill, color: ColorScheme::Chain });
-        assert_eq!(s.atoms.iter().map(|a| a.pick_id).collect::<Vec<_>>(), before);
-        assert!(s.atoms[4].flags & ATOM_FLAG_SELECTED != 0);
-        assert!(s.atoms.iter().all(|a| a.flags & 0xf == Representation::Spacefill as u32));
-        s.toggle_selection(5);
-        assert!(s.atoms[4].flags & ATOM_FLAG_SELECTED == 0);
+    fn screenshots_are_named_by_time_and_frame() {
+        let p = screenshot_path(Some(Path::new("/tmp/shots")), 42);
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(p.starts_with("/tmp/shots"));
+        assert!(name.starts_with("molstream-") && name.ends_with("-42.png"), "{name}");
+        assert!(screenshot_path(None, 1).starts_with("."));
     }
 }

@@ -1,12 +1,15 @@
 //! # molstream-viewer
 //!
 //! The `molstream` command: `inspect` (structure statistics, as text or JSON), `render`
-//! (headless rendering to PNG) and `view` (the desktop window, [`app`]), and the wgpu renderer
-//! ([`render`]) they draw with.
+//! (headless rendering to PNG) and `view` (the desktop window, [`app`], with its panels in
+//! [`ui`] over the documents of [`workspace`]), and the wgpu renderer ([`render`]) they draw
+//! with.
 
 pub mod app;
 pub mod inspect;
 pub mod render;
+pub mod ui;
+pub mod workspace;
 
 /// The structure bundled into the binary (PDB entry 1HVR, HIV-1 protease with an inhibitor),
 /// shown when `molstream` runs without a file.

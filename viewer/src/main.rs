@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use molstream_engine::io::{self, LoadOptions};
 use molstream_engine::{ColorScheme, Representation, Style};
 use molstream_viewer::inspect::{InspectReport, inspect_file};
-use molstream_viewer::render::Headless;
+use molstream_viewer::render::{Headless, RenderSettings};
 use molstream_viewer::{BUNDLED_NAME, BUNDLED_STRUCTURE};
 
 /// molstream: structure streaming and rendering.
@@ -43,6 +43,12 @@ enum Command {
         /// Close after this many frames (for smoke tests).
         #[arg(long, hide = true)]
         exit_after_frames: Option<u64>,
+        /// Directory screenshots (F12) are saved in.
+        #[arg(long, value_name = "DIR")]
+        screenshot_dir: Option<std::path::PathBuf>,
+        /// Save a screenshot when this frame is drawn (for smoke tests).
+        #[arg(long, hide = true)]
+        screenshot_at_frame: Option<u64>,
     },
     /// Render a structure to a PNG image without a window (offscreen GPU rendering; a
     /// software adapter such as lavapipe works).
@@ -64,6 +70,9 @@ enum Command {
         /// Colour scheme.
         #[arg(long, value_enum, default_value_t = ColorArg::Element)]
         color: ColorArg,
+        /// Ambient occlusion strength, 0 (off) to 1.
+        #[arg(long, default_value_t = RenderSettings::default().ambient_occlusion)]
+        ao: f32,
     },
 }
 
@@ -122,6 +131,7 @@ struct RenderArgs {
     width: u32,
     height: u32,
     style: Style,
+    ao: f32,
 }
 
 /// Loads, styles and renders one structure to a PNG file.
@@ -130,6 +140,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<()> {
     let mut loaded = io::load_file(&args.file, &options)?;
     loaded.complex.set_style(args.style);
     let mut headless = Headless::new(args.width, args.height)?;
+    headless.renderer.settings.ambient_occlusion = args.ao;
     headless.show(loaded.complex.current())?;
     let image = headless.render_image()?;
     image.write_png(&args.out).context("writing the image")?;
@@ -143,12 +154,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Some(Command::View { files, exit_after_frames }) => {
-            molstream_viewer::app::run(molstream_viewer::app::ViewOptions { files, exit_after_frames })
+        Some(Command::View { files, exit_after_frames, screenshot_dir, screenshot_at_frame }) => {
+            molstream_viewer::app::run(molstream_viewer::app::ViewOptions {
+                files,
+                exit_after_frames,
+                screenshot_dir,
+                screenshot_at_frame,
+            })
         }
-        Some(Command::Render { file, out, width, height, style, color }) => {
+        Some(Command::Render { file, out, width, height, style, color, ao }) => {
             let style = Style { representation: style.into(), color: color.into() };
-            render(&RenderArgs { file, out, width, height, style })
+            render(&RenderArgs { file, out, width, height, style, ao })
         }
         Some(Command::Inspect { file, json, no_validate }) => {
             let options = LoadOptions { validate_with_pdbtbx: !no_validate, ..LoadOptions::default() };

@@ -9,51 +9,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)] // tests fail loudly by design
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
 
+use common::{BACKGROUND, SNAPSHOT_SIZE, assert_snapshot, atom, headless, pixel_of, scene};
 use glam::{Mat4, Vec3, Vec4Swizzles};
-use molstream_engine::gpu::{ATOM_FLAG_HIGHLIGHTED, ATOM_FLAG_SELECTED, AtomInstance, BondInstance, atom_flags};
+use molstream_engine::gpu::{ATOM_FLAG_HIGHLIGHTED, ATOM_FLAG_SELECTED, AtomInstance, BondInstance};
 use molstream_engine::io::{self, LoadOptions};
-use molstream_engine::model::pack_rgba;
 use molstream_engine::{BondKind, ColorScheme, Complex, Representation, Style};
-use molstream_viewer::render::{Gpu, Headless, RgbaImage};
-
-/// Golden-image tolerance, the one place it is set: a pixel matches when no channel differs
-/// by more than `CHANNEL_TOLERANCE`, and an image matches when at most `MAX_DIFFERING` of its
-/// pixels do not (room for rasterizer and LLVM differences between lavapipe builds).
-const CHANNEL_TOLERANCE: u8 = 24;
-/// Fraction of pixels allowed to differ beyond [`CHANNEL_TOLERANCE`].
-const MAX_DIFFERING: f64 = 0.01;
-/// Size of the golden images.
-const SNAPSHOT_SIZE: u32 = 256;
-/// The renderer's default background, sRGB.
-const BACKGROUND: [u8; 4] = [255, 255, 255, 255];
-
-/// One device shared by every test of this file; `None` when GPU tests are skipped.
-fn gpu() -> Option<Gpu> {
-    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    GPU.get_or_init(|| {
-        if std::env::var("MOLSTREAM_SKIP_GPU_TESTS").is_ok_and(|v| v == "1") {
-            eprintln!("MOLSTREAM_SKIP_GPU_TESTS=1: skipping GPU tests");
-            return None;
-        }
-        match Gpu::headless() {
-            Ok(g) => {
-                eprintln!("GPU tests on {}", g.describe());
-                Some(g)
-            }
-            Err(e) => panic!(
-                "GPU tests need an adapter and none was found: {e}\n(set MOLSTREAM_SKIP_GPU_TESTS=1 to skip them knowingly)"
-            ),
-        }
-    })
-    .clone()
-}
-
-fn headless(width: u32, height: u32) -> Option<Headless> {
-    gpu().map(|g| Headless::with_gpu(g, width, height).unwrap())
-}
+use molstream_viewer::render::{Headless, RgbaImage};
 
 fn bundled(style: Style) -> Complex {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/1hvr.pdb");
@@ -61,38 +24,6 @@ fn bundled(style: Style) -> Complex {
     let mut complex = io::load_file(path, &options).unwrap().complex;
     complex.set_style(style);
     complex
-}
-
-fn snapshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.png"))
-}
-
-/// Compares `image` with `tests/snapshots/NAME.png` (or rewrites it with UPDATE_SNAPSHOTS=1);
-/// on a mismatch the rendered image is written next to the target dir for inspection.
-fn assert_snapshot(name: &str, image: &RgbaImage) {
-    let path = snapshot_path(name);
-    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        image.write_png(&path).unwrap();
-        eprintln!("updated {}", path.display());
-        return;
-    }
-    let expected = RgbaImage::read_png(&path)
-        .unwrap_or_else(|e| panic!("{e}: run with UPDATE_SNAPSHOTS=1 to create {}", path.display()));
-    let diff = image.diff(&expected, CHANNEL_TOLERANCE);
-    let allowed = (f64::from(image.width) * f64::from(image.height) * MAX_DIFFERING) as usize;
-    if diff.differing > allowed {
-        let actual = std::env::temp_dir().join(format!("molstream-{name}-actual.png"));
-        image.write_png(&actual).unwrap();
-        panic!(
-            "{name}: {} pixels differ by more than {CHANNEL_TOLERANCE} (at most {allowed} may; largest difference {}); \
-             rendered image: {}, expected: {} (UPDATE_SNAPSHOTS=1 accepts the new one)",
-            diff.differing,
-            diff.max_channel_delta,
-            actual.display(),
-            path.display()
-        );
-    }
 }
 
 fn golden(name: &str, representation: Representation, color: ColorScheme) {
@@ -185,29 +116,6 @@ fn picking_the_centre_returns_the_frontmost_atom_under_it() {
     assert_eq!(checked, 4);
     assert_eq!(h.pick(0, 0).unwrap(), None, "corner is background");
     assert_eq!(h.pick(500, 0).unwrap(), None, "outside the viewport");
-}
-
-fn atom(p: [f32; 3], radius: f32, repr: Representation, rgb: [u8; 3], pick_id: u32) -> AtomInstance {
-    AtomInstance {
-        position: p,
-        radius,
-        color: pack_rgba(rgb, 255),
-        flags: atom_flags(repr, false, false, false, 6),
-        pick_id,
-        transform: 0,
-    }
-}
-
-/// A scene of a few atoms and bonds, framed by the camera.
-fn scene(h: &mut Headless, atoms: &[AtomInstance], bonds: &[BondInstance]) {
-    h.renderer.set_scene(atoms, bonds, &[Mat4::IDENTITY]).unwrap();
-    h.renderer.fit_camera_to(atoms, &[Mat4::IDENTITY]);
-}
-
-fn pixel_of(h: &Headless, p: Vec3) -> (u32, u32) {
-    let (w, hh) = h.renderer.size();
-    let q = h.renderer.camera.project(p, w, hh).unwrap();
-    (q.x as u32, q.y as u32)
 }
 
 #[test]

@@ -51,9 +51,41 @@ fn every_shader_file_is_used_and_every_module_validates() {
 #[test]
 fn modules_have_the_entry_points_the_pipelines_name() {
     let expect = [
-        ("atoms", &["vs_atom", "fs_atom", "fs_atom_pick"][..]),
-        ("bonds", &["vs_bond", "vs_bond_extra", "fs_bond", "fs_bond_pick"][..]),
-        ("composite", &["vs_fullscreen", "fs_composite"][..]),
+        (
+            "atoms",
+            &[
+                "vs_atom",
+                "fs_atom",
+                "fs_atom_pick",
+                "vs_atom_listed",
+                "vs_atom_point",
+                "fs_atom_point",
+                "fs_atom_point_pick",
+            ][..],
+        ),
+        (
+            "bonds",
+            &["vs_bond", "vs_bond_extra", "fs_bond", "fs_bond_pick", "vs_bond_listed", "vs_bond_extra_listed"][..],
+        ),
+        ("cull", &["cull_atoms", "cull_bonds", "cull_extras"][..]),
+        (
+            "shapes",
+            &[
+                "vs_shape_sphere",
+                "fs_shape_sphere",
+                "fs_shape_sphere_pick",
+                "vs_shape_line",
+                "fs_shape_line",
+                "fs_shape_line_pick",
+                "vs_mesh",
+                "fs_mesh",
+                "fs_mesh_pick",
+                "vs_label",
+                "fs_label",
+                "fs_label_pick",
+            ][..],
+        ),
+        ("composite", &["vs_fullscreen", "fs_ao", "fs_composite"][..]),
     ];
     for (name, entries) in expect {
         let m = MODULES.iter().find(|m| m.name == name).unwrap();
@@ -94,6 +126,8 @@ fn frame_uniforms_match_wgsl() {
         ("bond_radius", offset_of!(FrameUniforms, bond_radius)),
         ("selection", offset_of!(FrameUniforms, selection)),
         ("material", offset_of!(FrameUniforms, material)),
+        ("shapes", offset_of!(FrameUniforms, shapes)),
+        ("lod", offset_of!(FrameUniforms, lod)),
     ]);
     assert_eq!(fields, rust);
 }
@@ -106,6 +140,7 @@ fn post_uniforms_match_wgsl() {
         ("depth", offset_of!(PostUniforms, depth)),
         ("fog", offset_of!(PostUniforms, fog)),
         ("output", offset_of!(PostUniforms, output)),
+        ("ao", offset_of!(PostUniforms, ao)),
     ]);
     assert_eq!(fields, rust);
 }
@@ -121,4 +156,73 @@ fn bond_kind_constants_match_the_engine() {
     assert_eq!(constant("BOND_DOUBLE"), BondKind::Double as u32);
     assert_eq!(constant("BOND_TRIPLE"), BondKind::Triple as u32);
     assert_eq!(constant("BOND_AROMATIC"), BondKind::Aromatic as u32);
+}
+
+#[test]
+fn shape_draw_structs_match_wgsl() {
+    use molstream_viewer::render::shaders::SHAPES;
+    use molstream_viewer::render::shapes::{LabelGlyph, MeshInfo};
+    let (size, fields) = wgsl_struct(SHAPES, "MeshInfo");
+    assert_eq!(size as usize, size_of::<MeshInfo>());
+    let rust = offsets(&[
+        ("offset", offset_of!(MeshInfo, offset)),
+        ("anchor", offset_of!(MeshInfo, anchor)),
+        ("color", offset_of!(MeshInfo, color)),
+        ("flags", offset_of!(MeshInfo, flags)),
+    ]);
+    assert_eq!(fields, rust);
+    let (size, fields) = wgsl_struct(SHAPES, "LabelGlyph");
+    assert_eq!(size as usize, size_of::<LabelGlyph>());
+    let rust = offsets(&[
+        ("offset", offset_of!(LabelGlyph, offset)),
+        ("anchor", offset_of!(LabelGlyph, anchor)),
+        ("rect", offset_of!(LabelGlyph, rect)),
+        ("uv", offset_of!(LabelGlyph, uv)),
+        ("color", offset_of!(LabelGlyph, color)),
+        ("pick_id", offset_of!(LabelGlyph, pick_id)),
+    ]);
+    assert_eq!(fields, rust);
+    // Array strides of the storage buffers are the Rust sizes (no trailing padding in WGSL).
+    assert_eq!(size_of::<MeshInfo>(), 24);
+    assert_eq!(size_of::<LabelGlyph>(), 56);
+}
+
+/// `const NAME: u32 = Nu;` of a shader file.
+fn u32_constant(file: &str, name: &str) -> u32 {
+    let src = molstream_viewer::render::shaders::file(file).unwrap();
+    let line = src.lines().find(|l| l.starts_with(&format!("const {name}:"))).unwrap_or_else(|| panic!("{name}"));
+    let v = line.split('=').nth(1).unwrap().trim().trim_end_matches(';').trim_end_matches('u');
+    v.strip_prefix("0x").map_or_else(|| v.parse().unwrap(), |h| u32::from_str_radix(h, 16).unwrap())
+}
+
+#[test]
+fn mesh_flags_match_the_shader() {
+    use molstream_viewer::render::shapes::{MESH_NORMALS, MESH_SHAPE_COLOR, MESH_TEXTURED, MESH_UNLIT};
+    assert_eq!(u32_constant("shape_draw.wgsl", "MESH_UNLIT"), MESH_UNLIT);
+    assert_eq!(u32_constant("shape_draw.wgsl", "MESH_NORMALS"), MESH_NORMALS);
+    assert_eq!(u32_constant("shape_draw.wgsl", "MESH_TEXTURED"), MESH_TEXTURED);
+    assert_eq!(u32_constant("shape_draw.wgsl", "MESH_SHAPE_COLOR"), MESH_SHAPE_COLOR);
+    assert_eq!(u32_constant("shapes.wgsl", "ANCHOR_ATOM"), molstream_engine::shape::ANCHOR_ATOM);
+}
+
+#[test]
+fn cull_constants_match_the_renderer() {
+    use molstream_viewer::render::scene::{DRAW_ARGS_RESET, DRAW_ATOMS, DRAW_BONDS, DRAW_EXTRAS, DRAW_POINTS};
+    for (name, k) in [
+        ("DRAW_ATOMS", DRAW_ATOMS),
+        ("DRAW_POINTS", DRAW_POINTS),
+        ("DRAW_BONDS", DRAW_BONDS),
+        ("DRAW_EXTRAS", DRAW_EXTRAS),
+    ] {
+        assert_eq!(u32_constant("cull.wgsl", name) as usize, k, "{name}");
+    }
+    // Quads for impostors, one vertex for points; no instances before culling.
+    for k in [DRAW_ATOMS, DRAW_BONDS, DRAW_EXTRAS] {
+        assert_eq!(DRAW_ARGS_RESET[4 * k..4 * k + 4], [4, 0, 0, 0]);
+    }
+    assert_eq!(DRAW_ARGS_RESET[4 * DRAW_POINTS..4 * DRAW_POINTS + 4], [1, 0, 0, 0]);
+    // The WGSL DrawArgs is wgpu's DrawIndirectArgs.
+    let (size, fields) = wgsl_struct(molstream_viewer::render::shaders::CULL, "DrawArgs");
+    assert_eq!(size as usize, std::mem::size_of::<wgpu::util::DrawIndirectArgs>());
+    assert_eq!(fields.iter().map(|f| f.1).collect::<Vec<_>>(), [0, 4, 8, 12]);
 }

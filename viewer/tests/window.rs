@@ -146,3 +146,36 @@ fn view_exits_after_the_frames_asked_for() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn the_screenshot_path_saves_the_structure_as_png() {
+    if skip() {
+        return;
+    }
+    let (_x, display) = xvfb();
+    let dir = std::env::temp_dir().join(format!("molstream-shots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The same action as the button and F12, fired at frame 3.
+    let out = Command::new(env!("CARGO_BIN_EXE_molstream"))
+        .args(["view", "--exit-after-frames", "5", "--screenshot-at-frame", "3", "--screenshot-dir"])
+        .arg(&dir)
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shots: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(shots.len(), 1, "{shots:?}");
+    let name = shots[0].file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(name.starts_with("molstream-") && name.ends_with("-3.png"), "{name}");
+    let img = molstream_viewer::render::RgbaImage::read_png(&shots[0]).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The window's size, the scene without the panels: the structure's red and blue atoms on a
+    // white background.
+    assert!(img.width >= 640 && img.height >= 400, "{}x{}", img.width, img.height);
+    let px: Vec<&[u8]> = img.pixels.chunks_exact(4).collect();
+    let drawn = px.iter().filter(|p| p[..3].iter().any(|&c| c < 235)).count();
+    let oxygen = px.iter().filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
+    let nitrogen = px.iter().filter(|p| p[2] > 150 && p[0] < 100 && p[1] < 120).count();
+    assert!(drawn > px.len() / 10 && oxygen > 200 && nitrogen > 200, "drawn {drawn}, red {oxygen}, blue {nitrogen}");
+}

@@ -12,17 +12,20 @@ pub mod camera;
 pub mod gpu;
 pub mod headless;
 pub mod image;
+pub mod labels;
 mod readback;
 pub mod renderer;
 pub mod scene;
 pub mod shaders;
+pub mod shapes;
 pub mod uniforms;
 
 pub use camera::{Bounds, Camera};
 pub use gpu::Gpu;
 pub use headless::{Headless, render_view};
 pub use image::{ImageDiff, ImageError, RgbaImage};
-pub use renderer::{RenderSettings, Renderer};
+pub use renderer::{LodCounts, RenderSettings, Renderer};
+pub use shapes::{AnchorMap, ComplexSlot, ShapeCounts, ShapeEdits, ShapeLayers, ShapeUpload};
 pub use uniforms::{FrameUniforms, PostUniforms};
 
 /// What can go wrong setting up or using the renderer.
@@ -73,6 +76,15 @@ pub enum RenderError {
     /// Reading results back from the GPU failed.
     #[error("GPU readback: {0}")]
     Readback(String),
+    /// Shapes were sent for a stream the renderer does not hold.
+    #[error("no shape stream {0} in the renderer")]
+    NoShapeStream(u32),
+    /// Writing into a mapped GPU buffer failed.
+    #[error("GPU upload: {0}")]
+    Upload(String),
+    /// A mesh record failed to decode.
+    #[error("mesh: {0}")]
+    Mesh(molstream_engine::codec::CodecError),
     /// Encoding or decoding an image failed.
     #[error(transparent)]
     Image(#[from] ImageError),

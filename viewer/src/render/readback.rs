@@ -66,6 +66,23 @@ pub(crate) fn read_region(
     Ok(out)
 }
 
+/// Maps a `MAP_READ` buffer (its copy already submitted), waits, and returns it as `u32`s.
+pub(crate) fn read_buffer(device: &wgpu::Device, buffer: &wgpu::Buffer) -> Result<Vec<u32>, RenderError> {
+    let slice = buffer.slice(..);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RenderError::Readback(e.to_string()))?;
+    rx.recv().map_err(|e| RenderError::Readback(e.to_string()))?.map_err(|e| RenderError::Readback(e.to_string()))?;
+    let words = {
+        let view = slice.get_mapped_range().map_err(|e| RenderError::Readback(e.to_string()))?;
+        view.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    };
+    buffer.unmap();
+    Ok(words)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -12,6 +12,10 @@
 //! Buffers are sized to the structure when it is set ([`Scene::new`]); afterwards a position
 //! stream writes the changed range of the atom buffer in place ([`Scene::write_atoms`]), which
 //! also moves the bonds, since they read their ends from it.
+//!
+//! Level of detail adds the draw lists of the cull pass ([`DrawLists`]): written by
+//! `shaders/cull.wgsl` (group 1, read-write) and read by the listed draws (`shaders/lists.wgsl`,
+//! group 1, read-only), with the four indirect draws' arguments.
 
 use glam::Mat4;
 use molstream_engine::BondKind;
@@ -46,6 +50,86 @@ pub fn bond_extras(bonds: &[BondInstance]) -> Vec<u32> {
     out
 }
 
+/// Index of the indirect draw of impostor atoms in [`DrawLists`]' argument buffer. Mirror of
+/// `DRAW_ATOMS` in `shaders/cull.wgsl`.
+pub const DRAW_ATOMS: usize = 0;
+/// Index of the indirect draw of atoms as points.
+pub const DRAW_POINTS: usize = 1;
+/// Index of the indirect draw of bonds (cylinder 0).
+pub const DRAW_BONDS: usize = 2;
+/// Index of the indirect draw of extra bond cylinders.
+pub const DRAW_EXTRAS: usize = 3;
+/// Bytes of one indirect draw's arguments (`wgpu::util::DrawIndirectArgs`; WGSL `DrawArgs`).
+pub const DRAW_ARGS_STRIDE: u64 = 16;
+/// The argument buffer before culling: vertex counts (4 for quads, 1 for points) and no
+/// instances; the cull pass adds the instances.
+pub const DRAW_ARGS_RESET: [u32; 16] = [4, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0];
+
+/// Draw lists of the cull pass and the arguments of the indirect draws that read them.
+#[derive(Debug)]
+pub struct DrawLists {
+    /// Four `DrawIndirectArgs` (`DRAW_*`).
+    pub args: wgpu::Buffer,
+    /// [`DRAW_ARGS_RESET`], copied over `args` before each cull.
+    pub reset: wgpu::Buffer,
+    /// Group 1 of the cull pipelines (read-write).
+    pub cull_group: wgpu::BindGroup,
+    /// Group 1 of the listed draws (read-only).
+    pub draw_group: wgpu::BindGroup,
+    /// Keeps the list buffers alive.
+    _lists: [wgpu::Buffer; 3],
+}
+
+impl DrawLists {
+    fn new(
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        [cull_layout, draw_layout]: [&wgpu::BindGroupLayout; 2],
+        counts: [u32; 3],
+    ) -> Self {
+        let list = |label, n: u32| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: u64::from(n.max(1)) * 4,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let lists = [list("atom list", counts[0]), list("bond list", counts[1]), list("extra list", counts[2])];
+        let args = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("indirect draws"),
+            size: 4 * DRAW_ARGS_STRIDE,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::INDIRECT
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let reset = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("indirect draws reset"),
+            size: 4 * DRAW_ARGS_STRIDE,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        queue.write_buffer(&reset, 0, bytemuck::cast_slice(&DRAW_ARGS_RESET));
+        queue.write_buffer(&args, 0, bytemuck::cast_slice(&DRAW_ARGS_RESET));
+        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+            wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() }
+        }
+        let cull_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("cull"),
+            layout: cull_layout,
+            entries: &[entry(0, &args), entry(1, &lists[0]), entry(2, &lists[1]), entry(3, &lists[2])],
+        });
+        let draw_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("draw lists"),
+            layout: draw_layout,
+            entries: &[entry(1, &lists[0]), entry(2, &lists[1]), entry(3, &lists[2])],
+        });
+        Self { args, reset, cull_group, draw_group, _lists: lists }
+    }
+}
+
 /// GPU buffers of one scene and their bind group.
 #[derive(Debug)]
 pub struct Scene {
@@ -58,6 +142,7 @@ pub struct Scene {
     bond_count: u32,
     extra_count: u32,
     transform_capacity: usize,
+    lists: DrawLists,
 }
 
 /// A storage buffer holding `bytes`, at least `min` bytes long (bindings cannot be empty).
@@ -82,10 +167,13 @@ fn count(n: usize, what: &'static str) -> Result<u32, RenderError> {
 impl Scene {
     /// Uploads a structure: one buffer per kind, sized to it. `transforms` holds one rigid
     /// transform per complex (identity when empty).
+    /// `list_layouts` are the layouts of the cull pass's and the listed draws' group 1.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         layout: &wgpu::BindGroupLayout,
+        list_layouts: [&wgpu::BindGroupLayout; 2],
         frame: &wgpu::Buffer,
         atoms: &[AtomInstance],
         bonds: &[BondInstance],
@@ -107,6 +195,7 @@ impl Scene {
         let matrices = Self::matrices(transforms);
         let transform_buf = storage(device, queue, "transforms", bytemuck::cast_slice(&matrices), 64);
         let bind_group = Self::bind(device, layout, frame, [&atom_buf, &bond_buf, &transform_buf, &extra_buf]);
+        let lists = DrawLists::new(device, queue, list_layouts, [atom_count, bond_count, extra_count]);
         Ok(Self {
             atoms: atom_buf,
             bonds: bond_buf,
@@ -117,6 +206,7 @@ impl Scene {
             bond_count,
             extra_count,
             transform_capacity: matrices.len(),
+            lists,
         })
     }
 
@@ -200,6 +290,12 @@ impl Scene {
     #[must_use]
     pub fn extra_count(&self) -> u32 {
         self.extra_count
+    }
+
+    /// The draw lists of level of detail.
+    #[must_use]
+    pub fn lists(&self) -> &DrawLists {
+        &self.lists
     }
 
     /// The atom buffer (for callers that encode their own copies).

@@ -7,7 +7,7 @@
 use bytemuck::{Pod, Zeroable};
 
 /// Per-frame camera, lighting and style parameters. Mirror of `Frame` in `shaders/frame.wgsl`
-/// (240 bytes), bound at group 0, binding 2 of the atom and bond pipelines.
+/// (272 bytes), bound at group 0, binding 2 of the atom and bond pipelines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 #[repr(C)]
 pub struct FrameUniforms {
@@ -31,10 +31,18 @@ pub struct FrameUniforms {
     /// Specular strength, shininess, edge darkening strength, edge exponent (`material`,
     /// offset 224).
     pub material: [f32; 4],
+    /// Label lift towards the eye (Å), least half-width of shape lines (pixels); z, w unused
+    /// (`shapes`, offset 240).
+    pub shapes: [f32; 4],
+    /// Culling and level of detail: on (1) or off (0), atom radius in pixels under which atoms
+    /// are points, bond radius in pixels under which bonds are skipped; w unused (`lod`,
+    /// offset 256).
+    pub lod: [f32; 4],
 }
 
 /// Parameters of the composite (outline and output) pass. Mirror of `Post` in
-/// `shaders/composite.wgsl` (48 bytes), bound at group 0, binding 2 of that pipeline.
+/// `shaders/composite.wgsl` (64 bytes), bound at group 0, binding 2 of the ambient occlusion and
+/// composite pipelines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 #[repr(C)]
 pub struct PostUniforms {
@@ -43,6 +51,10 @@ pub struct PostUniforms {
     /// Fog start, end and strength (as in [`FrameUniforms::fog`]), outline width in pixels
     /// (`fog`, offset 16).
     pub fog: [f32; 4],
-    /// x: 1.0 when the shader must encode sRGB itself (`output`, offset 32).
+    /// x: 1.0 when the shader must encode sRGB itself; y, z: the output pixel of the frame's
+    /// top-left corner (`output`, offset 32).
     pub output: [f32; 4],
+    /// Ambient occlusion strength (0: off), radius (Å), `proj[0][0]`, `proj[1][1]` (`ao`,
+    /// offset 48).
+    pub ao: [f32; 4],
 }
