@@ -417,7 +417,9 @@ fn mixed_stream_equals_a_fresh_keyframe_of_the_final_state() {
     assert_eq!(h.atom_count as usize, n1);
     let payload = frame(&out).payload.len();
     println!("topology delta (+24 atoms, -46 atoms, +23 bonds, -1 bond): frame {} bytes, payload {payload}", out.len());
-    assert!(out.len() <= 600 && payload <= 900, "{} / {payload}", out.len());
+    // Measured: frame 582 bytes (lz4), payload 903 (890 before position payloads carried their
+    // coding byte and predictor plan).
+    assert!(out.len() <= 600 && payload <= 920, "{} / {payload}", out.len());
     send(&mut rx, &mut out, Applied::Topology);
     assert_eq!(rx.bufs.atoms.len(), n1);
     let t = rx.dec.complex().unwrap().current().topology;
