@@ -554,12 +554,14 @@ impl ShapeLayers {
                     layer.shapes.insert(*id, s.clone());
                     relabel = true;
                 }
-                _ => {
-                    if let Some(old) = layer.shapes.insert(*id, s.clone()) {
+                _ => match layer.shapes.insert(*id, s.clone()) {
+                    Some(old) => {
                         structural |= self.resolves(&old) != self.resolves(s);
+                        in_place.push(*id);
                     }
-                    in_place.push(*id);
-                }
+                    // A change of a shape this layer did not hold: it has no record yet.
+                    None => structural = true,
+                },
             }
         }
         self.layers.insert(stream, layer);
