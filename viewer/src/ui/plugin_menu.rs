@@ -3,14 +3,14 @@
 //! [`MenuEvent`]s for the app to send to the plugin (`SessionClient::menu_event`).
 //!
 //! # Layout
-//! The menu takes `width × height` logical pixels. Each node lays its visible children out along
-//! its orientation inside its rect less its padding: a [`Sizing::Fixed`] child takes that many
-//! pixels, a [`Sizing::Ratio`] child that fraction of the node's inner length, and the
-//! [`Sizing::Expand`] children share what is left equally (nothing when the others already
-//! overflow, which is clipped). Across the orientation a child takes the node's whole inner
-//! extent. Hidden nodes take no space and draw nothing. A node's element fills the node's inner
-//! rect, less a [`GUTTER`] so that neighbouring widgets do not touch, and is drawn behind its
-//! children. Everything is clipped to its node.
+//! The menu takes `width × height` logical pixels (at most [`MAX_MENU_SIDE`] each). Each node lays
+//! its visible children out along its orientation inside its rect less its padding: a
+//! [`Sizing::Fixed`] child takes that many pixels, a [`Sizing::Ratio`] child that fraction of the
+//! node's inner length, and the [`Sizing::Expand`] children share what is left equally (nothing
+//! when the others already overflow, which is clipped). Across the orientation a child takes the
+//! node's whole inner extent. Hidden nodes take no space and draw nothing. A node's element fills
+//! the node's inner rect, less a [`GUTTER`] so that neighbouring widgets do not touch, and is drawn
+//! behind its children. Everything is clipped to its node.
 //!
 //! # Who owns the values
 //! The plugin is authoritative: the view never changes the menu it is given. Toggles, dropdowns
