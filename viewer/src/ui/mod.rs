@@ -1,6 +1,7 @@
 //! The window's egui panels that need no network: files (open by path, drag and drop), the
 //! global style, display settings, the workspace tree ([`tree`]), the stats panel with plots
-//! ([`stats`]), screenshots and notifications ([`toasts`]).
+//! ([`stats`]), screenshots and notifications ([`toasts`]), and the plugin menus
+//! ([`plugin_menu`]: drawn from a plugin's menu tree, returning the user's menu events).
 //!
 //! [`Panels::show`] only reads the scene and returns [`UiAction`]s; the app applies them
 //! (GPU writes, file loads, screenshots), so the panels can be driven in tests without a
@@ -14,6 +15,7 @@ use molstream_engine::{ColorScheme, Representation, Style};
 use crate::render::RenderSettings;
 use crate::workspace::{SceneData, TreeAction};
 
+pub mod plugin_menu;
 pub mod stats;
 pub mod toasts;
 pub mod tree;
