@@ -1,0 +1,3 @@
+//! molstream-bridge (in progress)
+pub mod json;
+pub mod rpc;
