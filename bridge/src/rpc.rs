@@ -76,7 +76,11 @@ impl RpcError {
 
     /// [`NOT_FOUND`] for `kind` (complex, atom, shape, stream, menu, plugin) `id`.
     pub fn not_found(kind: &str, id: Value) -> Self {
-        Self::new(NOT_FOUND, format!("no {kind} {id}")).with_data(json!({ "kind": kind, "id": id }))
+        let message = format!("no {kind} {id}");
+        let mut data = Map::new();
+        data.insert("kind".into(), kind.into());
+        data.insert("id".into(), id);
+        Self::new(NOT_FOUND, message).with_data(Value::Object(data))
     }
 
     /// The error as a JSON object.
@@ -262,13 +266,21 @@ pub fn too_large(code: i64, what: &str, size: usize, limit: usize) -> RpcError {
 /// A success response.
 #[must_use]
 pub fn success(id: Id, result: Value) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+    let mut m = Map::new();
+    m.insert("jsonrpc".into(), "2.0".into());
+    m.insert("id".into(), id);
+    m.insert("result".into(), result);
+    Value::Object(m)
 }
 
 /// An error response.
 #[must_use]
 pub fn failure(id: Id, error: &RpcError) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "error": error.to_value() })
+    let mut m = Map::new();
+    m.insert("jsonrpc".into(), "2.0".into());
+    m.insert("id".into(), id);
+    m.insert("error".into(), error.to_value());
+    Value::Object(m)
 }
 
 /// A request (with `id`) or a notification (`id` `None`).
