@@ -104,10 +104,18 @@ pub(crate) struct HubConfig {
     pub user_name: String,
 }
 
+/// A writing stream a caller created, with the shapes it targets (the SDK interrupts those
+/// streams itself when the bridge destroys the shapes, but tells no callback: the bridge
+/// reports it).
+pub(crate) struct Writing {
+    pub stream: WritingStream,
+    pub shapes: Vec<u32>,
+}
+
 /// One session that activated the bridge.
 pub(crate) struct Attached {
     pub session: Session,
-    pub writing: Mutex<BTreeMap<u32, WritingStream>>,
+    pub writing: Mutex<BTreeMap<u32, Writing>>,
     pub reading: Mutex<BTreeMap<u32, oneshot::Sender<()>>>,
     plugins: tokio::sync::Mutex<Option<PluginsClient>>,
 }
@@ -378,12 +386,6 @@ impl Plugin for BridgePlugin {
     }
 
     async fn on_stream_interrupted(&mut self, session: &Session, stream: StreamId, reason: &Interrupt) -> PluginResult {
-        if let Ok(a) = self.hub.attached(Some(session.room()))
-            && a.session.instance() == session.instance()
-            && let Ok(mut w) = a.writing.lock()
-        {
-            w.remove(&stream.0);
-        }
         let mut params = json::interrupt(reason);
         params["stream"] = stream.0.into();
         self.hub.emit(session.room(), "event.stream_interrupted", params);

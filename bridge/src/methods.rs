@@ -8,14 +8,14 @@ use molstream_engine::shape::ShapeId;
 use molstream_engine::{AtomId, Complex, ComplexId};
 use molstream_net::api::{ApiError, ComplexInfo};
 use molstream_net::host::menus::MenuError;
-use molstream_net::host::{SessionError, StreamData, StreamError, StreamKind};
+use molstream_net::host::{SessionError, StreamData, StreamError, StreamKind, StreamTarget};
 use molstream_net::menu::{ItemId, MenuId, MenuUpdate};
 use molstream_net::proto::{InstanceId, PluginId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::hub::{Attached, Caller, Hub, PluginCmd};
+use crate::hub::{Attached, Caller, Hub, PluginCmd, Writing};
 use crate::json::{self, ColorIn, ComplexIn, ElementIn, MenuIn, ShallowIn, ShapeIn, TargetIn, params};
 use crate::rpc::{self, Request, RpcError};
 
@@ -257,6 +257,19 @@ pub(crate) async fn call(hub: &Arc<Hub>, room: Option<&str>, caller: &Caller, re
             }
             let ids: Vec<ShapeId> = p.ids.iter().copied().map(ShapeId).collect();
             s.destroy_shapes(&ids).await.map_err(session_error)?;
+            let hit: Vec<(u32, u32)> = a
+                .writing
+                .lock()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(id, w)| w.shapes.iter().find(|s| p.ids.contains(s)).map(|s| (*id, *s)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (stream, shape) in hit {
+                let why = json!({ "stream": stream, "reason": "shape_destroyed", "shape": shape });
+                hub.emit(s.room(), "event.stream_interrupted", why);
+            }
             Ok(json!({}))
         }
         "shapes.list" => {
@@ -268,16 +281,20 @@ pub(crate) async fn call(hub: &Arc<Hub>, room: Option<&str>, caller: &Caller, re
             let p: CreateStream = params(p)?;
             let kind = json::stream_kind(&p.kind)?;
             let target = p.target.target()?;
+            let shapes = match &target {
+                StreamTarget::Shapes(s) => s.iter().map(|s| s.0).collect(),
+                _ => Vec::new(),
+            };
             let w = s.create_writing_stream(kind, target).await.map_err(stream_error)?;
             let id = w.id().0;
             if let Ok(mut m) = a.writing.lock() {
-                m.insert(id, w);
+                m.insert(id, Writing { stream: w, shapes });
             }
             Ok(json!({ "stream": id, "kind": p.kind }))
         }
         "streams.update" => {
             let p: UpdateStream = params(p)?;
-            let w = a.writing.lock().ok().and_then(|m| m.get(&p.stream).cloned());
+            let w = a.writing.lock().ok().and_then(|m| m.get(&p.stream).map(|w| w.stream.clone()));
             let w = w.ok_or_else(|| RpcError::not_found("stream", json!(p.stream)))?;
             stream_update(&w, w.kind(), p.data).await?;
             Ok(json!({}))
@@ -286,7 +303,7 @@ pub(crate) async fn call(hub: &Arc<Hub>, room: Option<&str>, caller: &Caller, re
             let p: StreamRef = params(p)?;
             let w = a.writing.lock().ok().and_then(|mut m| m.remove(&p.stream));
             if let Some(w) = w {
-                w.destroy();
+                w.stream.destroy();
                 return Ok(json!({}));
             }
             let r = a.reading.lock().ok().and_then(|mut m| m.remove(&p.stream));
