@@ -81,8 +81,34 @@ pub fn quat(what: &str, v: [f32; 4]) -> R<Quat> {
     Ok(q.normalize())
 }
 
-fn v3(v: Vec3) -> Value {
-    json!([v.x, v.y, v.z])
+/// An `f32` as the shortest JSON number that reads back as the same `f32` (`12.345`, not the
+/// `f64` expansion `12.345000267028809`): JSON stays about half as large.
+#[must_use]
+pub fn num(x: f32) -> Value {
+    if !x.is_finite() {
+        return Value::Null;
+    }
+    x.to_string().parse::<f64>().map_or(Value::Null, Value::from)
+}
+
+fn nums(xs: &[f32]) -> Value {
+    Value::Array(xs.iter().map(|x| num(*x)).collect())
+}
+
+/// A vector as `[x, y, z]` ([`num`] each).
+#[must_use]
+pub fn v3(v: Vec3) -> Value {
+    Value::Array(vec![num(v.x), num(v.y), num(v.z)])
+}
+
+/// Vectors as `[[x, y, z], …]`.
+#[must_use]
+pub fn vecs(vs: &[Vec3]) -> Value {
+    Value::Array(vs.iter().map(|v| v3(*v)).collect())
+}
+
+fn q4(q: Quat) -> Value {
+    nums(&q.to_array())
 }
 
 /// A colour: an RGBA8 integer (red in the lowest byte, as the engine packs it) or a string
@@ -245,7 +271,7 @@ pub fn complex_info(c: &ComplexInfo) -> Value {
     json!({
         "id": c.id.0, "name": c.name, "atoms": c.atoms, "residues": c.residues, "chains": c.chains,
         "bonds": c.bonds, "models": c.models, "current_model": c.current_model,
-        "position": v3(c.position), "rotation": c.rotation.to_array(), "visible": c.visible, "locked": c.locked,
+        "position": v3(c.position), "rotation": q4(c.rotation), "visible": c.visible, "locked": c.locked,
     })
 }
 
@@ -275,6 +301,20 @@ pub struct ShallowIn {
 }
 
 impl ShallowIn {
+    /// Checks the values that do not depend on the complex (finite position, unit rotation).
+    ///
+    /// # Errors
+    /// As [`ShallowIn::apply`].
+    pub fn validate(&self) -> R<()> {
+        if let Some(p) = self.position {
+            vec3("position", p)?;
+        }
+        if let Some(r) = self.rotation {
+            quat("rotation", r)?;
+        }
+        Ok(())
+    }
+
     /// Applies the change to `info`.
     ///
     /// # Errors
@@ -335,7 +375,7 @@ pub fn complex_deep(c: &Complex, fields: Option<&[String]>) -> Value {
     o.insert("id".into(), c.id.0.into());
     o.insert("name".into(), c.name.clone().into());
     o.insert("position".into(), v3(c.position));
-    o.insert("rotation".into(), json!(c.rotation.to_array()));
+    o.insert("rotation".into(), q4(c.rotation));
     o.insert("visible".into(), c.visible.into());
     o.insert("locked".into(), c.locked.into());
     o.insert("models".into(), c.models.len().into());
@@ -351,8 +391,8 @@ pub fn complex_deep(c: &Complex, fields: Option<&[String]>) -> Value {
                 "serial": a.serial,
                 "alt_loc": a.alt_loc.iter().map(|b| byte_str(*b)).collect::<Vec<_>>(),
                 "het": a.het,
-                "occupancy": a.occupancy,
-                "b_factor": a.b_factor,
+                "occupancy": nums(&a.occupancy),
+                "b_factor": nums(&a.b_factor),
                 "formal_charge": a.formal_charge,
             }),
         );
@@ -379,8 +419,7 @@ pub fn complex_deep(c: &Complex, fields: Option<&[String]>) -> Value {
         o.insert("bonds".into(), json!(list));
     }
     if want("positions") {
-        let p: Vec<[f32; 3]> = m.positions.iter().map(|v| v.to_array()).collect();
-        o.insert("positions".into(), json!(p));
+        o.insert("positions".into(), vecs(m.positions));
     }
     if want("display") {
         let d = m.display;
@@ -399,7 +438,7 @@ pub fn complex_deep(c: &Complex, fields: Option<&[String]>) -> Value {
             "display".into(),
             json!({
                 "color": d.color,
-                "radius": d.radius,
+                "radius": nums(&d.radius),
                 "representation": d.representation.iter().map(|r| *r as u8).collect::<Vec<_>>(),
                 "selected": selected,
                 "labels": labels,
@@ -978,23 +1017,23 @@ impl ShapeIn {
 pub fn shape(s: &Shape) -> Value {
     let mut v = match &s.kind {
         ShapeKind::Sphere { anchor, radius } => {
-            json!({ "type": "sphere", "anchor": anchor_json(anchor), "radius": radius })
+            json!({ "type": "sphere", "anchor": anchor_json(anchor), "radius": num(*radius) })
         }
         ShapeKind::Line { start, end, thickness, dash_length, dash_gap } => json!({
-            "type": "line", "start": anchor_json(start), "end": anchor_json(end), "thickness": thickness,
-            "dash_length": dash_length, "dash_gap": dash_gap,
+            "type": "line", "start": anchor_json(start), "end": anchor_json(end), "thickness": num(*thickness),
+            "dash_length": num(*dash_length), "dash_gap": num(*dash_gap),
         }),
         ShapeKind::Label { anchor, text, font_size } => {
-            json!({ "type": "label", "anchor": anchor_json(anchor), "text": text, "font_size": font_size })
+            json!({ "type": "label", "anchor": anchor_json(anchor), "text": text, "font_size": num(*font_size) })
         }
         ShapeKind::Mesh(m) => {
             let mut v = json!({
                 "type": "mesh", "anchor": anchor_json(&m.anchor),
-                "positions": m.positions.iter().map(|p| p.to_array()).collect::<Vec<_>>(),
+                "positions": vecs(&m.positions),
                 "indices": m.indices,
-                "normals": m.normals.iter().map(|p| p.to_array()).collect::<Vec<_>>(),
+                "normals": vecs(&m.normals),
                 "colors": m.colors,
-                "uvs": m.uvs.iter().map(|p| p.to_array()).collect::<Vec<_>>(),
+                "uvs": m.uvs.iter().map(|p| nums(&p.to_array())).collect::<Vec<_>>(),
                 "unlit": m.unlit,
             });
             if let Some(t) = &m.texture {
@@ -1220,7 +1259,7 @@ impl ElementIn {
 pub fn element_json(e: &MenuElement) -> Value {
     match e {
         MenuElement::Label(l) => json!({
-            "type": "label", "text": l.text, "font_size": l.font_size, "bold": l.bold,
+            "type": "label", "text": l.text, "font_size": num(l.font_size), "bold": l.bold,
             "align": match l.align { Align::Left => "left", Align::Center => "center", Align::Right => "right" },
         }),
         MenuElement::Button(b) => {
@@ -1241,7 +1280,7 @@ pub fn element_json(e: &MenuElement) -> Value {
             "password": t.password, "numeric": t.numeric, "disabled": t.disabled,
         }),
         MenuElement::Slider(s) => {
-            json!({ "type": "slider", "min": s.min, "max": s.max, "value": s.value, "step": s.step })
+            json!({ "type": "slider", "min": num(s.min), "max": num(s.max), "value": num(s.value), "step": num(s.step) })
         }
         MenuElement::Dropdown(d) => json!({ "type": "dropdown", "items": d.items, "selected": d.selected }),
         MenuElement::List(l) => json!({ "type": "list", "items": l.items, "selected": l.selected, "multi": l.multi }),
@@ -1251,7 +1290,7 @@ pub fn element_json(e: &MenuElement) -> Value {
             v
         }
         MenuElement::LoadingBar(b) => {
-            json!({ "type": "loading_bar", "progress": b.progress, "text": b.text, "failed": b.failed })
+            json!({ "type": "loading_bar", "progress": num(b.progress), "text": b.text, "failed": b.failed })
         }
     }
 }
@@ -1308,15 +1347,15 @@ impl NodeIn {
 pub fn node_json(n: &Node) -> Value {
     let sizing = match n.sizing {
         Sizing::Expand => json!("expand"),
-        Sizing::Fixed(v) => json!({ "fixed": v }),
-        Sizing::Ratio(v) => json!({ "ratio": v }),
+        Sizing::Fixed(v) => json!({ "fixed": num(v) }),
+        Sizing::Ratio(v) => json!({ "ratio": num(v) }),
     };
     let p = n.padding;
     json!({
         "id": n.id.0,
         "orientation": match n.orientation { Orientation::Vertical => "vertical", Orientation::Horizontal => "horizontal" },
         "sizing": sizing,
-        "padding": [p.left, p.right, p.top, p.bottom],
+        "padding": nums(&[p.left, p.right, p.top, p.bottom]),
         "visible": n.visible,
         "content": n.content.as_ref().map(element_json),
         "children": n.children.iter().map(node_json).collect::<Vec<_>>(),
@@ -1359,7 +1398,7 @@ impl MenuIn {
 #[must_use]
 pub fn menu_json(m: &Menu) -> Value {
     json!({
-        "id": m.id.0, "title": m.title, "width": m.width, "height": m.height, "enabled": m.enabled,
+        "id": m.id.0, "title": m.title, "width": num(m.width), "height": num(m.height), "enabled": m.enabled,
         "root": node_json(&m.root),
     })
 }
@@ -1370,8 +1409,8 @@ pub fn menu_event(from: UserId, e: &MenuEvent) -> Value {
     let action = match &e.action {
         MenuAction::Pressed { selected } => json!({ "type": "pressed", "selected": selected }),
         MenuAction::Hover { entered } => json!({ "type": "hover", "entered": entered }),
-        MenuAction::SliderChanged { value } => json!({ "type": "slider_changed", "value": value }),
-        MenuAction::SliderReleased { value } => json!({ "type": "slider_released", "value": value }),
+        MenuAction::SliderChanged { value } => json!({ "type": "slider_changed", "value": num(*value) }),
+        MenuAction::SliderReleased { value } => json!({ "type": "slider_released", "value": num(*value) }),
         MenuAction::TextChanged { text } => json!({ "type": "text_changed", "text": text }),
         MenuAction::TextSubmitted { text } => json!({ "type": "text_submitted", "text": text }),
         MenuAction::DropdownChosen { index } => json!({ "type": "dropdown_chosen", "index": index }),

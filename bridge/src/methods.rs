@@ -212,6 +212,9 @@ pub(crate) async fn call(hub: &Arc<Hub>, room: Option<&str>, caller: &Caller, re
             } else {
                 let items: Vec<ShallowIn> = serde_json::from_value(Value::Array(p.complexes))
                     .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))?;
+                for item in &items {
+                    item.validate()?;
+                }
                 let wanted: Vec<ComplexId> = items.iter().map(|c| ComplexId(c.id)).collect();
                 let current = s.request_complexes_shallow(&wanted).await.map_err(session_error)?;
                 let mut infos: Vec<ComplexInfo> = Vec::with_capacity(items.len());
@@ -604,7 +607,7 @@ async fn forward_positions(
         tokio::select! {
             next = stream.next() => match next {
                 Some(positions) => {
-                    let p: Vec<[f32; 3]> = positions.iter().map(|v| v.to_array()).collect();
+                    let p = json::vecs(&positions);
                     hub.emit(&room, "event.stream_positions", json!({ "stream": id, "positions": p }));
                 }
                 None => {
