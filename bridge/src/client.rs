@@ -450,7 +450,10 @@ impl BridgeClient {
                     if let Ok(mut p) = r.pending.lock() {
                         p.remove(&ch);
                     }
-                    let _ = sink.unsubscribe(&ch).await;
+                    // Nothing waits on the unsubscription: the answer is in.
+                    tokio::spawn(async move {
+                        let _ = sink.unsubscribe(&ch).await;
+                    });
                 }
                 out
             }

@@ -215,11 +215,13 @@ async fn connection(st: AppState, socket: WebSocket, room: Option<String>) {
         })
     };
     let mut shutdown = st.shutdown.clone();
+    let mut stopping = false;
     loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = shutdown.changed() => {
                 let _ = out.send(Message::Close(Some(CloseFrame { code: 1001, reason: "the bridge is stopping".into() }))).await;
+                stopping = true;
                 break;
             }
         };
@@ -268,7 +270,10 @@ async fn connection(st: AppState, socket: WebSocket, room: Option<String>) {
     }
     drop(work);
     events.abort();
-    // Requests being served finish; their answers go out before the socket closes.
+    if stopping {
+        worker.abort();
+    }
+    // Otherwise requests being served finish; their answers go out before the socket closes.
     let _ = worker.await;
     drop(out);
     let _ = writer.await;

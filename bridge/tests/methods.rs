@@ -229,8 +229,7 @@ async fn exercise(w: &World, c: &BridgeClient) {
     // A reading stream: ada moves an atom, the caller gets its positions as events.
     let r = id(&call!("streams.read", json!({ "complex": hvr, "atoms": [5] }))["stream"]);
     let target = Vec3::new(7.0, 8.0, 9.0);
-    // The stream starts with a keyframe; the move then comes as a delta.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The stream was set up (its uplink open) before the answer: the move comes as a delta.
     w.ada.move_atoms(h, &[(AtomId(5), target)]).await.unwrap();
     expect_event(&mut events, "event.stream_positions", |p| {
         p["stream"] == r
