@@ -189,6 +189,10 @@ impl BridgeClient {
                         let _ = tx.send(v);
                     }
                 }
+                // The subscription ended: calls waiting fail now rather than at their timeout.
+                if let Ok(mut p) = pending.lock() {
+                    p.clear();
+                }
             })
         };
         let side = RedisSide {
@@ -268,6 +272,10 @@ impl BridgeClient {
                     }
                 }
                 writer.abort();
+                // The connection ended: calls waiting fail now rather than at their timeout.
+                if let Ok(mut p) = pending.lock() {
+                    p.clear();
+                }
             })
         };
         let side = WsSide { out, pending, unmatched: tokio::sync::Mutex::new(unmatched) };
