@@ -1,6 +1,6 @@
 //! The JSON-RPC methods: each maps onto a call of the instance API on the session's
-//! [`Session`](molstream_net::host::Session), or onto the bridge's plugin client for the plugin list. `bridge/README.md`
-//! lists them with their parameters and results.
+//! [`Session`](molstream_net::host::Session), or onto the bridge's plugin client for the
+//! plugin list. `bridge/README.md` lists them with their parameters and results.
 
 use std::sync::Arc;
 
