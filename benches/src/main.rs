@@ -32,6 +32,7 @@ use clap::{Args, Parser, Subcommand};
 use molstream_engine::gpu::StructureBuffers;
 use molstream_engine::io::{self, Format, LoadOptions, LoadTimings, Loaded};
 
+mod bridge;
 mod codec;
 mod render;
 mod shapes;
@@ -72,6 +73,9 @@ enum Command {
     /// Position frames from a plugin instance through the relay to clients over loopback QUIC,
     /// next to the same frames over plain TCP; control round trips; memory.
     Stream(stream::StreamArgs),
+    /// Round-trip latency of small JSON-RPC calls through the bridge over Redis and WebSocket,
+    /// next to the same call made directly with the SDK.
+    Bridge(bridge::BridgeArgs),
     /// The relay of `stream --relay-process` (internal).
     #[command(hide = true)]
     StreamRelay(stream::RelayArgs),
@@ -160,6 +164,7 @@ fn main() -> Result<()> {
         Command::Shapes(args) => shapes::run(&args),
         Command::Render(args) => render::run(&args),
         Command::Stream(args) => stream::run(&args),
+        Command::Bridge(args) => bridge::run(&args),
         Command::StreamRelay(args) => stream::run_relay(&args),
     }
 }
