@@ -1,7 +1,12 @@
 //! `molstream view`: the desktop window, winit + egui over the renderer.
 //!
-//! The structures given on the command line (or the bundled one) share GPU buffers
-//! ([`SceneData`]). The panels ([`crate::ui`]): file open by path and by drag and drop (loaded
+//! The structures given on the command line (or the bundled one) and, in a session, the room's
+//! complexes share GPU buffers ([`SceneData`]). In a session ([`ViewOptions::session`]: an
+//! embedded relay with the bundled plugins, what `molstream` without arguments opens, or an
+//! external relay) the room's scene drives the renderer through [`crate::session`] (reports
+//! from [`crate::live`] arrive as [`AppEvent::Session`]); the plugin list, integrations and
+//! notifications are in the session panel ([`crate::ui::plugins`]), and clicking an atom of a
+//! room complex tells the room's plugins (`select_atoms`). The panels ([`crate::ui`]): file open by path and by drag and drop (loaded
 //! on a worker thread through the engine), global style, display settings (ambient occlusion,
 //! fog, outlines, level of detail), the workspace tree (visibility and representation per
 //! complex, chain and residue), the stats panel (frame time, upload rate, decode time plotted
@@ -25,9 +30,13 @@ use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy}
 use winit::keyboard::{Key, ModifiersState, NamedKey};
 use winit::window::{Window, WindowId};
 
+use crate::live::{LiveOptions, LiveSession, Report, Target};
 use crate::render::gpu::DEFAULT_BACKENDS;
 use crate::render::{Gpu, RenderError, Renderer};
-use crate::ui::{Level, Panels, UiAction};
+use crate::session::{Command, GpuWork, ShapeWork};
+use crate::ui::plugins::Connection;
+use crate::ui::{Level, Panels, SessionUi, UiAction};
+use crate::workspace::DocSource;
 pub use crate::workspace::{Document, LoadedFile, SceneData, load_documents};
 
 /// What `molstream view` was asked to do.
@@ -41,6 +50,9 @@ pub struct ViewOptions {
     pub screenshot_dir: Option<PathBuf>,
     /// Save a screenshot when this frame is drawn (tests of the screenshot path).
     pub screenshot_at_frame: Option<u64>,
+    /// Join a room: the files (if any) are shown next to the room's complexes, and the
+    /// bundled structure is not loaded locally.
+    pub session: Option<LiveOptions>,
 }
 
 /// Events the event loop receives from worker threads.
@@ -53,18 +65,55 @@ pub enum AppEvent {
         /// The structure, or the error as one line.
         result: Result<LoadedFile, String>,
     },
+    /// News from the session.
+    Session(Report),
 }
+
+/// The one-line error when no window can be opened.
+pub const NO_DISPLAY: &str = "cannot open a window (no display: DISPLAY and WAYLAND_DISPLAY are unset or \
+     unreachable); `molstream render FILE --out OUT.png` renders a structure to an image without one";
 
 /// Opens the window and runs until it is closed.
 pub fn run(options: ViewOptions) -> anyhow::Result<()> {
-    let scene = load_documents(&options.files)?;
-    let event_loop = EventLoop::<AppEvent>::with_user_event()
-        .build()
-        .context("cannot open a window (is DISPLAY or WAYLAND_DISPLAY set?)")?;
+    let scene = if options.session.is_some() && options.files.is_empty() {
+        crate::workspace::SceneData::new(Vec::new())
+    } else {
+        load_documents(&options.files)?
+    };
+    let event_loop =
+        EventLoop::<AppEvent>::with_user_event().build().map_err(|e| anyhow::anyhow!("{NO_DISPLAY} ({e})"))?;
     event_loop.set_control_flow(ControlFlow::Wait);
     let proxy = event_loop.create_proxy();
     let now = Instant::now();
-    let mut app = App { options, scene, window: None, error: None, frames: 0, panels: Panels::new(now), proxy };
+    let mut panels = Panels::new(now);
+    let live = match &options.session {
+        Some(opts) => {
+            let target = match &opts.target {
+                Target::Embedded => "the embedded relay".to_owned(),
+                Target::Relay { addr, .. } => addr.to_string(),
+            };
+            panels.session = Some(SessionUi::new(target));
+            let sink = proxy.clone();
+            // The loop is gone when the window closed meanwhile: nothing to tell.
+            let live = LiveSession::start(opts.clone(), move |r| {
+                let _ = sink.send_event(AppEvent::Session(r));
+            })?;
+            Some(live)
+        }
+        None => None,
+    };
+    let mut app = App {
+        options,
+        scene,
+        window: None,
+        error: None,
+        frames: 0,
+        panels,
+        proxy,
+        live,
+        pending_shapes: Vec::new(),
+        frames_applied: 0,
+    };
     event_loop.run_app(&mut app)?;
     match app.error {
         Some(e) => Err(e),
@@ -106,6 +155,12 @@ struct App {
     frames: u64,
     panels: Panels,
     proxy: EventLoopProxy<AppEvent>,
+    /// The session, when the window is in a room.
+    live: Option<LiveSession>,
+    /// Shape work that arrived before the window existed.
+    pending_shapes: Vec<ShapeWork>,
+    /// Stream frames the room's scene had applied at the last report.
+    frames_applied: u64,
 }
 
 fn physical(size: PhysicalSize<u32>) -> (u32, u32) {
@@ -354,11 +409,13 @@ impl WindowState {
                         return Ok((None, false));
                     };
                     let id = self.renderer.pick(x, y)?;
-                    panels.picked = id.and_then(|id| scene.describe(id));
+                    panels.picked = id.and_then(|id| describe_pick(scene, panels, id));
+                    let mut action = None;
                     if let Some(i) = id.and_then(|id| scene.toggle_selection(id)) {
                         self.write_atoms(scene, i..i + 1, panels)?;
+                        action = id.and_then(|id| room_selection(scene, id, i));
                     }
-                    return Ok((None, true));
+                    return Ok((action, true));
                 }
             }
             WindowEvent::MouseWheel { delta, .. } => {
@@ -386,6 +443,32 @@ impl WindowState {
         }
         Ok((None, false))
     }
+}
+
+/// What a pick id hit: an atom ("file chain residue atom") or a plugin's shape.
+fn describe_pick(scene: &SceneData, panels: &Panels, id: u32) -> Option<String> {
+    if let Some((instance, shape)) = crate::session::shape_of_pick(id) {
+        let plugin = panels.session.as_ref().and_then(|s| {
+            s.view.instances.iter().find(|(i, _)| i.0 & 0x7ff == instance).and_then(|(i, _)| s.plugin_of(*i))
+        });
+        return Some(match plugin {
+            Some(p) => format!("shape {shape} of {}", p.meta.name),
+            None => format!("shape {shape}"),
+        });
+    }
+    scene.describe(id)
+}
+
+/// The selection change to tell the room when atom `i` of the scene (pick id `id`) was toggled
+/// and belongs to a room complex.
+fn room_selection(scene: &SceneData, id: u32, i: usize) -> Option<UiAction> {
+    let (k, atom) = scene.locate(id)?;
+    let d = &scene.documents[k];
+    if d.source != DocSource::Room {
+        return None;
+    }
+    let selected = scene.atoms.get(i)?.flags & molstream_engine::gpu::ATOM_FLAG_SELECTED != 0;
+    Some(UiAction::Session(Command::Select { complex: d.complex.id, atoms: vec![atom], selected }))
 }
 
 /// `DIR/molstream-<unix seconds>-<frame>.png`.
@@ -445,8 +528,99 @@ impl App {
                 }
             }
             UiAction::Open(_) => {}
+            UiAction::Session(c) => match &self.live {
+                Some(live) => live.send(c),
+                None => self.panels.toasts.push(Level::Warning, "not in a session", now),
+            },
         }
         w.window.request_redraw();
+        Ok(())
+    }
+
+    /// Takes a report of the session into account.
+    fn session(&mut self, report: Report) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let Some(ui) = self.panels.session.as_mut() else { return Ok(()) };
+        match report {
+            Report::Connected { relay, embedded, view } => {
+                ui.connection = Connection::Connected { relay: relay.to_string(), embedded };
+                ui.view = view;
+            }
+            Report::View(view) => ui.view = view,
+            Report::Event(e) => {
+                if let Some((level, text)) = ui.on_event(&e) {
+                    self.panels.toasts.push(level, text, now);
+                }
+            }
+            Report::Menus { instance, menus } => {
+                if menus.is_empty() {
+                    ui.menus.remove(&instance);
+                } else {
+                    ui.menus.insert(instance, menus);
+                }
+            }
+            Report::Activated { plugin, instance } => {
+                ui.view.instances.insert(instance, plugin);
+            }
+            Report::Integration { name, result, .. } => {
+                let label = crate::ui::plugins::integration_label(&name);
+                match result {
+                    Ok(text) if text.is_empty() => {
+                        self.panels.toasts.push(Level::Success, format!("{label}: done"), now)
+                    }
+                    Ok(text) => self.panels.toasts.push(Level::Success, format!("{label}: {text}"), now),
+                    Err(e) => self.panels.toasts.push(Level::Error, format!("{label} failed: {e}"), now),
+                }
+            }
+            Report::Failed(e) => self.panels.toasts.push(Level::Error, e, now),
+            Report::Fatal(e) => {
+                ui.connection = Connection::Failed(e.clone());
+                self.panels.toasts.push(Level::Error, e, now);
+            }
+            Report::Scene { updates, frames_applied, diff_ms } => {
+                let t = Instant::now();
+                let had_atoms = !self.scene.atoms.is_empty();
+                let work = crate::session::apply(&mut self.scene, updates);
+                let r = self.upload(work, had_atoms);
+                let streamed = frames_applied.saturating_sub(self.frames_applied);
+                self.frames_applied = frames_applied;
+                self.panels.stats.record_stream_frames(now, streamed);
+                self.panels.stats.record_decode(now, diff_ms + t.elapsed().as_secs_f64() * 1e3);
+                if let Some(live) = &self.live {
+                    live.consumed();
+                }
+                r?;
+            }
+        }
+        if let Some(w) = &self.window {
+            w.window.request_redraw();
+        }
+        Ok(())
+    }
+
+    /// Sends the work of a scene report to the GPU (or keeps its shapes for when the window
+    /// exists) and acts on the instances' effects.
+    fn upload(&mut self, work: GpuWork, had_atoms: bool) -> anyhow::Result<()> {
+        let now = Instant::now();
+        for e in &work.effects {
+            if let molstream_net::scene::Effect::OpenUrl { url, .. } = e {
+                self.panels.toasts.push(Level::Info, format!("a plugin asks to open {url}"), now);
+            }
+        }
+        let Some(w) = self.window.as_mut() else {
+            self.pending_shapes.extend(work.shapes);
+            return Ok(());
+        };
+        let up = crate::session::upload(&work, &self.scene, &mut w.renderer)?;
+        self.panels.stats.record_upload(now, up.bytes + up.shapes.bytes);
+        if !had_atoms && !self.scene.atoms.is_empty() {
+            w.renderer.fit_camera_to(&self.scene.atoms, &self.scene.transforms);
+        }
+        for e in &work.effects {
+            if let molstream_net::scene::Effect::Focus { ids, zoom, .. } = e {
+                crate::session::focus(&mut w.renderer, &self.scene, ids, *zoom);
+            }
+        }
         Ok(())
     }
 
@@ -487,6 +661,12 @@ impl ApplicationHandler<AppEvent> for App {
                     self.panels.stats.record_upload(Instant::now(), bytes);
                     w.window.request_redraw();
                     self.window = Some(w);
+                    let shapes = std::mem::take(&mut self.pending_shapes);
+                    if !shapes.is_empty()
+                        && let Err(e) = self.upload(GpuWork { shapes, ..GpuWork::default() }, true)
+                    {
+                        self.fail(event_loop, e);
+                    }
                 }
                 Err(e) => self.fail(event_loop, e),
             }
@@ -494,8 +674,11 @@ impl ApplicationHandler<AppEvent> for App {
     }
 
     fn user_event(&mut self, event_loop: &ActiveEventLoop, event: AppEvent) {
-        let AppEvent::Loaded { path, result } = event;
-        if let Err(e) = self.loaded(&path, result) {
+        let r = match event {
+            AppEvent::Loaded { path, result } => self.loaded(&path, result),
+            AppEvent::Session(report) => self.session(report),
+        };
+        if let Err(e) = r {
             self.fail(event_loop, e);
         }
     }

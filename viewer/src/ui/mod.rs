@@ -1,6 +1,7 @@
-//! The window's egui panels that need no network: files (open by path, drag and drop), the
-//! global style, display settings, the workspace tree ([`tree`]), the stats panel with plots
-//! ([`stats`]), screenshots and notifications ([`toasts`]).
+//! The window's egui panels: the session (connection and plugin list, [`plugins`], when the
+//! window is in a room), files (open by path, drag and drop), the global style, display
+//! settings, the workspace tree ([`tree`]), the stats panel with plots ([`stats`]),
+//! screenshots and notifications ([`toasts`]).
 //!
 //! [`Panels::show`] only reads the scene and returns [`UiAction`]s; the app applies them
 //! (GPU writes, file loads, screenshots), so the panels can be driven in tests without a
@@ -14,10 +15,12 @@ use molstream_engine::{ColorScheme, Representation, Style};
 use crate::render::RenderSettings;
 use crate::workspace::{SceneData, TreeAction};
 
+pub mod plugins;
 pub mod stats;
 pub mod toasts;
 pub mod tree;
 
+pub use plugins::SessionUi;
 pub use stats::Stats;
 pub use toasts::{Level, Toasts};
 
@@ -34,6 +37,8 @@ pub enum UiAction {
     Screenshot,
     /// Frame the structures.
     FitView,
+    /// Something asked of the room (plugins, integrations, selection, menus).
+    Session(crate::session::Command),
 }
 
 /// The colour schemes offered, with their names.
@@ -61,6 +66,8 @@ pub struct Panels {
     pub loading: Option<String>,
     /// The area left for the 3D view by the last [`Panels::show`], in points.
     pub central: egui::Rect,
+    /// The session panel, when the window is in a room.
+    pub session: Option<SessionUi>,
 }
 
 impl Panels {
@@ -75,12 +82,13 @@ impl Panels {
             picked: None,
             loading: None,
             central: egui::Rect::NOTHING,
+            session: None,
         }
     }
 
-    /// Draws the left panel (files, style, display, workspace tree), the right panel (stats)
-    /// and the toasts; returns the user's actions and records the area left for the 3D view
-    /// ([`Panels::central`]). `settings` are edited in place (they take effect on the next frame
+    /// Draws the left panel (session and plugins, files, style, display, workspace tree), the
+    /// right panel (stats) and the toasts; returns the user's actions and records the area left
+    /// for the 3D view ([`Panels::central`]). `settings` are edited in place (they take effect on the next frame
     /// without any upload).
     pub fn show(
         &mut self,
@@ -93,6 +101,12 @@ impl Panels {
         egui::Panel::left("molstream-side").resizable(true).default_size(300.0).show(ui, |ui| {
             egui::ScrollArea::vertical().id_salt("side-scroll").show(ui, |ui| {
                 ui.heading("molstream");
+                if let Some(session) = &mut self.session {
+                    egui::CollapsingHeader::new("Plugins").default_open(true).show(ui, |ui| {
+                        actions.extend(session.show(ui).into_iter().map(UiAction::Session));
+                    });
+                    ui.separator();
+                }
                 self.files(ui, &mut actions);
                 ui.separator();
                 self.style_controls(ui, &mut actions);

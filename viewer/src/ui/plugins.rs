@@ -1,0 +1,338 @@
+//! The session panel: the connection, and the plugin list (the "stacks menu"): every plugin
+//! the room may use, grouped by category, with its description and its instance's status
+//! (running, crashed with the reason, stopped and why), and the actions on it: Activate, Run,
+//! Advanced settings, Deactivate, and its integrations (a plugin declaring
+//! `minimization.start` gets a "Minimize" button, `structure.load` a path field and "Load").
+//!
+//! Like the other panels it only reads its state and returns [`Command`]s; the window sends
+//! them to the room (`crate::live`). Room events update it through [`SessionUi::on_event`],
+//! which also returns the notification to show as a toast.
+
+use std::collections::BTreeMap;
+
+use molstream_net::api::Level as NetLevel;
+use molstream_net::client::{ClientEvent, RoomView};
+use molstream_net::menu::Menus;
+use molstream_net::proto::{InstanceId, PluginId, PluginInfo, StopReason};
+
+use super::Level;
+use crate::session::Command;
+
+/// The connection as the panel shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Joining (the relay's address or "embedded relay").
+    Connecting(String),
+    /// In the room.
+    Connected {
+        /// The relay's address.
+        relay: String,
+        /// Whether it is the embedded relay.
+        embedded: bool,
+    },
+    /// Lost; the client is reconnecting.
+    Lost(String),
+    /// Could not start or ended for good.
+    Failed(String),
+}
+
+/// What a plugin is doing in the room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginStatus {
+    /// Not started in this room.
+    Idle,
+    /// An instance runs.
+    Running(InstanceId),
+    /// Its last instance stopped.
+    Stopped(StopReason),
+}
+
+impl PluginStatus {
+    /// One line: `running`, `crashed: <reason>`, `stopped (deactivated)`, …
+    #[must_use]
+    pub fn text(&self) -> String {
+        match self {
+            Self::Idle => "not active".into(),
+            Self::Running(_) => "running".into(),
+            Self::Stopped(StopReason::Crashed { message }) => format!("crashed: {message}"),
+            Self::Stopped(StopReason::Deactivated { .. }) => "stopped (deactivated)".into(),
+            Self::Stopped(StopReason::PresenterLeft) => "stopped (the presenter left)".into(),
+            Self::Stopped(StopReason::RoomEmpty) => "stopped (the room emptied)".into(),
+            Self::Stopped(StopReason::PluginStopped) => "stopped (the plugin disconnected)".into(),
+            Self::Stopped(StopReason::Ended) => "ended".into(),
+        }
+    }
+}
+
+/// The label of an integration's button: `Minimize` for `minimization.start`, …; the hook's
+/// name for others.
+#[must_use]
+pub fn integration_label(name: &str) -> String {
+    match name {
+        "minimization.start" => "Minimize".into(),
+        "minimization.stop" => "Stop minimizing".into(),
+        "structure.load" => "Load file".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// Whether an integration takes a typed argument (a field is shown next to its button).
+#[must_use]
+pub fn integration_takes_text(name: &str) -> bool {
+    !matches!(name, "minimization.start" | "minimization.stop")
+}
+
+/// State of the session panel between frames.
+#[derive(Clone, Debug)]
+pub struct SessionUi {
+    /// The connection.
+    pub connection: Connection,
+    /// The room as last reported.
+    pub view: RoomView,
+    /// Why each plugin's last instance stopped.
+    pub stopped: BTreeMap<PluginId, StopReason>,
+    /// The menus of each instance of the room.
+    pub menus: BTreeMap<InstanceId, Menus>,
+    /// Text typed in integration fields, by instance and hook.
+    pub args: BTreeMap<(InstanceId, String), String>,
+}
+
+impl SessionUi {
+    /// A panel joining `target` (shown while connecting).
+    #[must_use]
+    pub fn new(target: impl Into<String>) -> Self {
+        Self {
+            connection: Connection::Connecting(target.into()),
+            view: RoomView::default(),
+            stopped: BTreeMap::new(),
+            menus: BTreeMap::new(),
+            args: BTreeMap::new(),
+        }
+    }
+
+    /// The running instance of a plugin in the room.
+    #[must_use]
+    pub fn instance_of(&self, plugin: PluginId) -> Option<InstanceId> {
+        self.view.instances.iter().find(|(_, p)| **p == plugin).map(|(i, _)| *i)
+    }
+
+    /// The plugin an instance runs.
+    #[must_use]
+    pub fn plugin_of(&self, instance: InstanceId) -> Option<&PluginInfo> {
+        let id = self.view.instances.get(&instance)?;
+        self.view.plugins.iter().find(|p| p.id == *id)
+    }
+
+    /// A plugin's status.
+    #[must_use]
+    pub fn status(&self, plugin: PluginId) -> PluginStatus {
+        match (self.instance_of(plugin), self.stopped.get(&plugin)) {
+            (Some(i), _) => PluginStatus::Running(i),
+            (None, Some(r)) => PluginStatus::Stopped(r.clone()),
+            (None, None) => PluginStatus::Idle,
+        }
+    }
+
+    /// Takes a room event into account (before the room view that follows it); returns the
+    /// toast to raise, if any.
+    pub fn on_event(&mut self, event: &ClientEvent) -> Option<(Level, String)> {
+        match event {
+            ClientEvent::Notification { instance, level, text } => {
+                let from = self.plugin_of(*instance).map_or_else(|| instance.to_string(), |p| p.meta.name.clone());
+                let level = match level {
+                    NetLevel::Info => Level::Info,
+                    NetLevel::Success => Level::Success,
+                    NetLevel::Warning => Level::Warning,
+                    NetLevel::Error => Level::Error,
+                };
+                Some((level, format!("{from}: {text}")))
+            }
+            ClientEvent::InstanceStarted(info) => {
+                self.stopped.remove(&info.plugin);
+                self.view.instances.insert(info.id, info.plugin);
+                None
+            }
+            ClientEvent::InstanceStopped { instance, reason } => {
+                let name = self.plugin_of(*instance).map(|p| p.meta.name.clone());
+                let plugin = self.view.instances.remove(instance);
+                self.menus.remove(instance);
+                if let Some(p) = plugin {
+                    self.stopped.insert(p, reason.clone());
+                }
+                let name = name.unwrap_or_else(|| instance.to_string());
+                match reason {
+                    StopReason::Crashed { message } => Some((Level::Error, format!("{name} crashed: {message}"))),
+                    StopReason::PluginStopped => {
+                        Some((Level::Warning, format!("{name} stopped: the plugin disconnected")))
+                    }
+                    _ => None,
+                }
+            }
+            ClientEvent::Plugins(plugins) => {
+                self.view.plugins.clone_from(plugins);
+                None
+            }
+            ClientEvent::Disconnected(reason) => {
+                self.connection = Connection::Lost(reason.clone());
+                Some((Level::Warning, format!("disconnected from the relay: {reason}")))
+            }
+            ClientEvent::Rejoined(view) => {
+                if let Connection::Lost(_) = self.connection {
+                    self.connection = Connection::Connected { relay: "relay".into(), embedded: false };
+                }
+                self.view = view.clone();
+                self.menus.clear();
+                Some((Level::Info, "joined the room again".into()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Draws the connection and the plugin list; returns the commands asked for.
+    pub fn show(&mut self, ui: &mut egui::Ui) -> Vec<Command> {
+        let mut out = Vec::new();
+        match &self.connection {
+            Connection::Connecting(t) => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("joining {t}"));
+                });
+            }
+            Connection::Connected { relay, embedded } => {
+                let who = self.view.users.iter().find(|u| u.id == self.view.you).map_or("?", |u| u.name.as_str());
+                let relay = if *embedded { format!("embedded relay {relay}") } else { format!("relay {relay}") };
+                ui.label(format!("room {} as {who} · {relay}", self.view.room));
+                ui.small(format!("{} user(s) in the room", self.view.users.len()));
+            }
+            Connection::Lost(r) => {
+                ui.colored_label(egui::Color32::from_rgb(170, 120, 20), format!("reconnecting: {r}"));
+            }
+            Connection::Failed(r) => {
+                ui.colored_label(egui::Color32::from_rgb(180, 40, 40), format!("no session: {r}"));
+            }
+        }
+        let mut plugins = self.view.plugins.clone();
+        plugins.sort_by(|a, b| (&a.meta.category, &a.meta.name).cmp(&(&b.meta.category, &b.meta.name)));
+        if plugins.is_empty() && matches!(self.connection, Connection::Connected { .. }) {
+            ui.small("no plugin is connected to the relay");
+        }
+        let mut category: Option<&str> = None;
+        for p in &plugins {
+            let c = if p.meta.category.is_empty() { "Other" } else { p.meta.category.as_str() };
+            if category != Some(c) {
+                ui.add_space(4.0);
+                ui.weak(c);
+                category = Some(c);
+            }
+            self.plugin_row(ui, p, &mut out);
+        }
+        out
+    }
+
+    fn plugin_row(&mut self, ui: &mut egui::Ui, p: &PluginInfo, out: &mut Vec<Command>) {
+        let status = self.status(p.id);
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal(|ui| {
+                ui.strong(&p.meta.name);
+                let color = match &status {
+                    PluginStatus::Running(_) => egui::Color32::from_rgb(30, 130, 60),
+                    PluginStatus::Stopped(StopReason::Crashed { .. }) => egui::Color32::from_rgb(180, 40, 40),
+                    _ => ui.visuals().weak_text_color(),
+                };
+                ui.colored_label(color, status.text());
+            });
+            if !p.meta.description.is_empty() {
+                ui.small(&p.meta.description);
+            }
+            ui.horizontal(|ui| match status {
+                PluginStatus::Running(i) => {
+                    if ui.button("Run").clicked() {
+                        out.push(Command::Run(i));
+                    }
+                    if p.meta.has_advanced_settings && ui.button("Advanced settings").clicked() {
+                        out.push(Command::AdvancedSettings(i));
+                    }
+                    if ui.button("Deactivate").clicked() {
+                        out.push(Command::Deactivate(i));
+                    }
+                }
+                _ => {
+                    if ui.button("Activate").clicked() {
+                        out.push(Command::Activate(p.id));
+                    }
+                }
+            });
+            if let PluginStatus::Running(i) = status {
+                for name in &p.meta.integrations {
+                    self.integration(ui, i, name, out);
+                }
+            }
+        });
+    }
+
+    fn integration(&mut self, ui: &mut egui::Ui, instance: InstanceId, name: &str, out: &mut Vec<Command>) {
+        ui.horizontal(|ui| {
+            let mut args = Vec::new();
+            if integration_takes_text(name) {
+                let text = self.args.entry((instance, name.to_owned())).or_default();
+                ui.add(egui::TextEdit::singleline(text).hint_text(name).desired_width(140.0));
+                args = text.trim().as_bytes().to_vec();
+            }
+            if ui.button(integration_label(name)).on_hover_text(format!("integration {name}")).clicked() {
+                out.push(Command::Integration { instance, name: name.to_owned(), args });
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use molstream_net::proto::{InstanceInfo, PluginMeta, User, UserId};
+
+    use super::*;
+
+    fn panel() -> SessionUi {
+        let mut s = SessionUi::new("embedded relay");
+        s.connection = Connection::Connected { relay: "127.0.0.1:1".into(), embedded: true };
+        let meta = |name: &str, integrations: &[&str]| PluginMeta {
+            name: name.into(),
+            integrations: integrations.iter().map(|s| (*s).to_owned()).collect(),
+            ..PluginMeta::default()
+        };
+        s.view = RoomView {
+            room: "local".into(),
+            you: UserId(1),
+            presenter: UserId(1),
+            users: vec![User { id: UserId(1), name: "ada".into() }],
+            plugins: vec![
+                PluginInfo { id: PluginId(1), host: "h".into(), meta: meta("Minimizer", &["minimization.start"]) },
+                PluginInfo { id: PluginId(2), host: "h".into(), meta: meta("Loader", &[]) },
+            ],
+            instances: BTreeMap::new(),
+        };
+        s
+    }
+
+    #[test]
+    fn statuses_follow_starts_stops_and_crashes() {
+        let mut s = panel();
+        assert_eq!(s.status(PluginId(1)), PluginStatus::Idle);
+        s.on_event(&ClientEvent::InstanceStarted(InstanceInfo { id: InstanceId(7), plugin: PluginId(1) }));
+        assert_eq!(s.status(PluginId(1)), PluginStatus::Running(InstanceId(7)));
+        let toast = s.on_event(&ClientEvent::Notification {
+            instance: InstanceId(7),
+            level: NetLevel::Success,
+            text: "done".into(),
+        });
+        assert_eq!(toast, Some((Level::Success, "Minimizer: done".into())));
+        let crash = StopReason::Crashed { message: "index out of bounds".into() };
+        let toast = s.on_event(&ClientEvent::InstanceStopped { instance: InstanceId(7), reason: crash });
+        assert_eq!(toast, Some((Level::Error, "Minimizer crashed: index out of bounds".into())));
+        assert_eq!(s.status(PluginId(1)).text(), "crashed: index out of bounds");
+        s.on_event(&ClientEvent::InstanceStarted(InstanceInfo { id: InstanceId(8), plugin: PluginId(1) }));
+        assert_eq!(s.status(PluginId(1)), PluginStatus::Running(InstanceId(8)));
+        assert_eq!(integration_label("minimization.start"), "Minimize");
+        assert_eq!(integration_label("x.y"), "x.y");
+    }
+}
