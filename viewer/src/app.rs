@@ -145,6 +145,8 @@ struct WindowState {
     origin: (u32, u32),
     /// Whether the camera was fitted to that area once it was known.
     fitted: bool,
+    /// When egui wants the next frame (a delayed repaint).
+    repaint_at: Option<Instant>,
 }
 
 struct App {
@@ -214,6 +216,7 @@ impl WindowState {
             pointer: Pointer::default(),
             origin: (0, 0),
             fitted: false,
+            repaint_at: None,
         })
     }
 
@@ -293,8 +296,13 @@ impl WindowState {
         let out = ctx.run_ui(raw, |ui| actions = panels.show(ui, scene, &mut self.renderer.settings, t));
         self.egui_state.handle_platform_output(&self.window, out.platform_output);
         self.place_view(panels.central, out.pixels_per_point, scene)?;
-        if out.viewport_output.get(&egui::ViewportId::ROOT).is_some_and(|v| v.repaint_delay.is_zero()) {
-            self.window.request_redraw();
+        let delay = out.viewport_output.get(&egui::ViewportId::ROOT).map(|v| v.repaint_delay);
+        self.repaint_at = None;
+        match delay {
+            Some(d) if d.is_zero() => self.window.request_redraw(),
+            // E.g. toasts that expire: the event loop wakes up then (`about_to_wait`).
+            Some(d) if d < std::time::Duration::from_secs(3600) => self.repaint_at = Some(t + d),
+            _ => {}
         }
         let jobs = self.egui_ctx.tessellate(out.shapes, out.pixels_per_point);
         // egui asserts that every texture delta is applied: set them now, free them after
@@ -673,6 +681,21 @@ impl ApplicationHandler<AppEvent> for App {
         }
     }
 
+    fn new_events(&mut self, _event_loop: &ActiveEventLoop, cause: winit::event::StartCause) {
+        if let (winit::event::StartCause::ResumeTimeReached { .. }, Some(w)) = (cause, self.window.as_mut()) {
+            w.repaint_at = None;
+            w.window.request_redraw();
+        }
+    }
+
+    fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        let flow = match self.window.as_ref().and_then(|w| w.repaint_at) {
+            Some(t) => ControlFlow::WaitUntil(t),
+            None => ControlFlow::Wait,
+        };
+        event_loop.set_control_flow(flow);
+    }
+
     fn user_event(&mut self, event_loop: &ActiveEventLoop, event: AppEvent) {
         let r = match event {
             AppEvent::Loaded { path, result } => self.loaded(&path, result),
@@ -686,7 +709,9 @@ impl ApplicationHandler<AppEvent> for App {
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
         let Some(w) = self.window.as_mut() else { return };
         let response = w.egui_state.on_window_event(&w.window, &event);
-        if response.repaint {
+        // egui-winit asks for a repaint after every redraw too: honouring that would redraw
+        // forever. egui's own wishes come back as the frame's repaint delay.
+        if response.repaint && !matches!(event, WindowEvent::RedrawRequested) {
             w.window.request_redraw();
         }
         let mut actions = Vec::new();

@@ -256,6 +256,12 @@ impl HeadlessSession {
         }
     }
 
+    /// The offscreen renderer (camera, settings, picking), once [`HeadlessSession::render`] made
+    /// one.
+    pub fn renderer_mut(&mut self) -> Option<&mut crate::render::Renderer> {
+        self.headless.as_mut().map(|h| &mut h.renderer)
+    }
+
     /// The scene as the renderer gets it (brought up to date by [`HeadlessSession::sync`]).
     #[must_use]
     pub fn scene(&self) -> &SceneData {
