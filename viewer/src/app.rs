@@ -572,13 +572,12 @@ impl App {
             }
             Report::Integration { name, result, .. } => {
                 let label = crate::ui::plugins::integration_label(&name);
-                match result {
-                    Ok(text) if text.is_empty() => {
-                        self.panels.toasts.push(Level::Success, format!("{label}: done"), now)
-                    }
-                    Ok(text) => self.panels.toasts.push(Level::Success, format!("{label}: {text}"), now),
-                    Err(e) => self.panels.toasts.push(Level::Error, format!("{label} failed: {e}"), now),
-                }
+                let (level, text) = match result {
+                    Ok(text) if text.is_empty() => (Level::Success, format!("{label}: done")),
+                    Ok(text) => (Level::Success, format!("{label}: {text}")),
+                    Err(e) => (Level::Error, format!("{label} failed: {e}")),
+                };
+                self.panels.toasts.push(level, text, now);
             }
             Report::Failed(e) => self.panels.toasts.push(Level::Error, e, now),
             Report::Fatal(e) => {
