@@ -80,8 +80,14 @@ pub fn run(options: ViewOptions) -> anyhow::Result<()> {
     } else {
         load_documents(&options.files)?
     };
-    let event_loop =
-        EventLoop::<AppEvent>::with_user_event().build().map_err(|e| anyhow::anyhow!("{NO_DISPLAY} ({e})"))?;
+    let event_loop = EventLoop::<AppEvent>::with_user_event().build().map_err(|e| {
+        let unset = |v| std::env::var_os(v).is_none_or(|d| d.is_empty());
+        if unset("DISPLAY") && unset("WAYLAND_DISPLAY") {
+            anyhow::anyhow!("{NO_DISPLAY}")
+        } else {
+            anyhow::anyhow!("{NO_DISPLAY} ({e})")
+        }
+    })?;
     event_loop.set_control_flow(ControlFlow::Wait);
     let proxy = event_loop.create_proxy();
     let now = Instant::now();

@@ -127,6 +127,7 @@ impl SessionArgs {
                 let addr = molstream_net::host::resolve_addr(r)?;
                 let trust =
                     molstream_net::host::trust_from(self.relay_cert_sha256.as_deref(), self.insecure_local, addr)?;
+                trust.check_addr(addr)?;
                 Target::Relay { addr, trust }
             }
             None if self.embedded || !self.activate.is_empty() || !self.run.is_empty() => Target::Embedded,
