@@ -34,7 +34,6 @@ use crate::live::{LiveOptions, LiveSession, Report, Target};
 use crate::render::gpu::DEFAULT_BACKENDS;
 use crate::render::{Gpu, RenderError, Renderer};
 use crate::session::{Command, GpuWork, ShapeWork};
-use crate::ui::plugins::Connection;
 use crate::ui::{Level, Panels, SessionUi, UiAction};
 use crate::workspace::DocSource;
 pub use crate::workspace::{Document, LoadedFile, SceneData, load_documents};
@@ -554,56 +553,19 @@ impl App {
     /// Takes a report of the session into account.
     fn session(&mut self, report: Report) -> anyhow::Result<()> {
         let now = Instant::now();
-        let Some(ui) = self.panels.session.as_mut() else { return Ok(()) };
-        match report {
-            Report::Connected { relay, embedded, view } => {
-                ui.connection = Connection::Connected { relay: relay.to_string(), embedded };
-                ui.view = view;
+        if let Some(scene) = self.panels.on_report(report, now) {
+            let t = Instant::now();
+            let had_atoms = !self.scene.atoms.is_empty();
+            let work = crate::session::apply(&mut self.scene, scene.updates);
+            let r = self.upload(work, had_atoms);
+            let streamed = scene.frames_applied.saturating_sub(self.frames_applied);
+            self.frames_applied = scene.frames_applied;
+            self.panels.stats.record_stream_frames(now, streamed);
+            self.panels.stats.record_decode(now, scene.diff_ms + t.elapsed().as_secs_f64() * 1e3);
+            if let Some(live) = &self.live {
+                live.consumed();
             }
-            Report::View(view) => ui.view = view,
-            Report::Event(e) => {
-                if let Some((level, text)) = ui.on_event(&e) {
-                    self.panels.toasts.push(level, text, now);
-                }
-            }
-            Report::Menus { instance, menus } => {
-                if menus.is_empty() {
-                    ui.menus.remove(&instance);
-                } else {
-                    ui.menus.insert(instance, menus);
-                }
-            }
-            Report::Activated { plugin, instance } => {
-                ui.view.instances.insert(instance, plugin);
-            }
-            Report::Integration { name, result, .. } => {
-                let label = crate::ui::plugins::integration_label(&name);
-                let (level, text) = match result {
-                    Ok(text) if text.is_empty() => (Level::Success, format!("{label}: done")),
-                    Ok(text) => (Level::Success, format!("{label}: {text}")),
-                    Err(e) => (Level::Error, format!("{label} failed: {e}")),
-                };
-                self.panels.toasts.push(level, text, now);
-            }
-            Report::Failed(e) => self.panels.toasts.push(Level::Error, e, now),
-            Report::Fatal(e) => {
-                ui.connection = Connection::Failed(e.clone());
-                self.panels.toasts.push(Level::Error, e, now);
-            }
-            Report::Scene { updates, frames_applied, diff_ms } => {
-                let t = Instant::now();
-                let had_atoms = !self.scene.atoms.is_empty();
-                let work = crate::session::apply(&mut self.scene, updates);
-                let r = self.upload(work, had_atoms);
-                let streamed = frames_applied.saturating_sub(self.frames_applied);
-                self.frames_applied = frames_applied;
-                self.panels.stats.record_stream_frames(now, streamed);
-                self.panels.stats.record_decode(now, diff_ms + t.elapsed().as_secs_f64() * 1e3);
-                if let Some(live) = &self.live {
-                    live.consumed();
-                }
-                r?;
-            }
+            r?;
         }
         if let Some(w) = &self.window {
             w.window.request_redraw();

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use molstream_engine::{ColorScheme, Representation, Style};
 
+use crate::live::Report;
 use crate::render::RenderSettings;
 use crate::workspace::{SceneData, TreeAction};
 
@@ -20,6 +21,7 @@ pub mod stats;
 pub mod toasts;
 pub mod tree;
 
+use plugins::Connection;
 pub use plugins::SessionUi;
 pub use stats::Stats;
 pub use toasts::{Level, Toasts};
@@ -39,6 +41,17 @@ pub enum UiAction {
     FitView,
     /// Something asked of the room (plugins, integrations, selection, menus).
     Session(crate::session::Command),
+}
+
+/// The scene part of a [`Report::Scene`], for the caller of [`Panels::on_report`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SceneReport {
+    /// The changes, in order.
+    pub updates: Vec<crate::session::SceneUpdate>,
+    /// Frames the room's scene applied since the client joined.
+    pub frames_applied: u64,
+    /// Time spent finding the changes, ms.
+    pub diff_ms: f64,
 }
 
 /// The colour schemes offered, with their names.
@@ -128,6 +141,54 @@ impl Panels {
             ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
         }
         actions
+    }
+
+    /// Takes a session report into account: the session panel (connection, room, menus,
+    /// statuses) and toasts (notifications, answers, failures). A scene report is returned for
+    /// the caller to apply to the scene and the GPU ([`crate::session::apply`], then
+    /// [`crate::live::LiveSession::consumed`]).
+    pub fn on_report(&mut self, report: Report, now: Instant) -> Option<SceneReport> {
+        let ui = self.session.as_mut()?;
+        match report {
+            Report::Connected { relay, embedded, view } => {
+                ui.connection = Connection::Connected { relay: relay.to_string(), embedded };
+                ui.view = view;
+            }
+            Report::View(view) => ui.view = view,
+            Report::Event(e) => {
+                if let Some((level, text)) = ui.on_event(&e) {
+                    self.toasts.push(level, text, now);
+                }
+            }
+            Report::Menus { instance, menus } => {
+                if menus.is_empty() {
+                    ui.menus.remove(&instance);
+                } else {
+                    ui.menus.insert(instance, menus);
+                }
+            }
+            Report::Activated { plugin, instance } => {
+                ui.view.instances.insert(instance, plugin);
+            }
+            Report::Integration { name, result, .. } => {
+                let label = plugins::integration_label(&name);
+                let (level, text) = match result {
+                    Ok(text) if text.is_empty() => (Level::Success, format!("{label}: done")),
+                    Ok(text) => (Level::Success, format!("{label}: {text}")),
+                    Err(e) => (Level::Error, format!("{label} failed: {e}")),
+                };
+                self.toasts.push(level, text, now);
+            }
+            Report::Failed(e) => self.toasts.push(Level::Error, e, now),
+            Report::Fatal(e) => {
+                ui.connection = Connection::Failed(e.clone());
+                self.toasts.push(Level::Error, e, now);
+            }
+            Report::Scene { updates, frames_applied, diff_ms } => {
+                return Some(SceneReport { updates, frames_applied, diff_ms });
+            }
+        }
+        None
     }
 
     fn files(&mut self, ui: &mut egui::Ui, actions: &mut Vec<UiAction>) {
