@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::kittest::Queryable;
 use molstream_viewer::live::{LiveOptions, LiveSession, Report, Target};
 use molstream_viewer::render::RenderSettings;
 use molstream_viewer::ui::{Panels, SessionUi, UiAction};
