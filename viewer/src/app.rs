@@ -553,6 +553,18 @@ impl App {
     /// Takes a report of the session into account.
     fn session(&mut self, report: Report) -> anyhow::Result<()> {
         let now = Instant::now();
+        if matches!(report, Report::Fatal(_)) && self.scene.documents.is_empty() {
+            // No room to show: the bundled structure, locally, rather than an empty window.
+            let fallback = load_documents(&[])?;
+            for d in fallback.documents {
+                self.scene.push(d.name, d.complex);
+            }
+            if let Some(w) = self.window.as_mut() {
+                let work = GpuWork { relayout: true, ..GpuWork::default() };
+                crate::session::upload(&work, &self.scene, &mut w.renderer)?;
+                w.renderer.fit_camera_to(&self.scene.atoms, &self.scene.transforms);
+            }
+        }
         if let Some(scene) = self.panels.on_report(report, now) {
             let t = Instant::now();
             let had_atoms = !self.scene.atoms.is_empty();

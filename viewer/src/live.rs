@@ -40,6 +40,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long starting the embedded relay and host, and finding a plugin named on the command
 /// line, may take.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long joining a room may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the task looks for room events when nothing else woke it.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -316,14 +318,17 @@ impl Task {
             }
         };
         let relay = cfg.relay;
-        match SessionClient::connect(cfg).await {
-            Ok(mut client) => {
+        match tokio::time::timeout(CONNECT_TIMEOUT, SessionClient::connect(cfg)).await {
+            Err(_) => {
+                (self.sink)(Report::Fatal(format!("no answer from the relay on {relay} within {CONNECT_TIMEOUT:?}")))
+            }
+            Ok(Ok(mut client)) => {
                 (self.sink)(Report::Connected { relay, embedded: embedded.is_some(), view: client.view() });
                 self.start_plugins(&mut client).await;
                 self.serve(&mut client).await;
                 client.close();
             }
-            Err(e) => (self.sink)(Report::Fatal(format!("cannot join the room on {relay}: {e}"))),
+            Ok(Err(e)) => (self.sink)(Report::Fatal(format!("cannot join the room on {relay}: {e}"))),
         }
         if let Some(e) = embedded {
             e.shutdown().await;
