@@ -120,10 +120,6 @@ pub struct SceneSync {
     effects_seen: u64,
 }
 
-fn attributes_differ(a: &AtomInstance, b: &AtomInstance) -> bool {
-    a.color != b.color || a.radius.to_bits() != b.radius.to_bits() || a.flags != b.flags
-}
-
 impl SceneSync {
     /// A sync that has seen nothing: the first [`SceneSync::diff`] reports the whole room.
     #[must_use]
@@ -189,14 +185,19 @@ impl SceneSync {
         };
         if seen.key != key {
             seen.key = key;
-            let mut moved: Option<(usize, usize)> = None;
+            // Word by word (bit patterns: a NaN equals itself): words 0–2 are the position,
+            // 3–5 radius, colour and flags (pick id and transform are the decoder's constants).
+            let (mut first, mut last) = (usize::MAX, 0);
             let mut attributes = false;
             for (i, (old, new)) in seen.atoms.iter().zip(atoms).enumerate() {
-                if old.position != new.position {
-                    moved = Some(moved.map_or((i, i), |(first, _)| (first, i)));
+                let (a, b): (&[u32; 8], &[u32; 8]) = (bytemuck::cast_ref(old), bytemuck::cast_ref(new));
+                if a[..3] != b[..3] {
+                    first = first.min(i);
+                    last = i;
                 }
-                attributes |= attributes_differ(old, new);
+                attributes |= a[3..6] != b[3..6];
             }
+            let moved = (first != usize::MAX).then_some((first, last));
             if attributes {
                 seen.atoms.clone_from(atoms);
                 seen.position = complex.position;
