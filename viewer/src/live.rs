@@ -320,7 +320,8 @@ impl Task {
         let relay = cfg.relay;
         match tokio::time::timeout(CONNECT_TIMEOUT, SessionClient::connect(cfg)).await {
             Err(_) => {
-                (self.sink)(Report::Fatal(format!("no answer from the relay on {relay} within {CONNECT_TIMEOUT:?}")))
+                let text = format!("no answer from the relay on {relay} within {CONNECT_TIMEOUT:?}");
+                (self.sink)(Report::Fatal(text));
             }
             Ok(Ok(mut client)) => {
                 (self.sink)(Report::Connected { relay, embedded: embedded.is_some(), view: client.view() });
