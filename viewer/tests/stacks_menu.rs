@@ -1,8 +1,10 @@
-//! The plugin list ("stacks menu") against a real room: egui_kittest drives the window's
-//! panels (`Panels::show` and `Panels::on_report`, as the app does) over a live session with
-//! the embedded relay and the bundled plugins. Buttons pressed in the panel reach the room's
-//! plugins, and their effects come back: a structure in the scene, an instance's status, an
-//! integration's answer and notification as toasts, minimized positions in the scene.
+//! The plugin list ("stacks menu") and the plugins' menu windows against a real room:
+//! egui_kittest drives the window's panels (`Panels::show` and `Panels::on_report`, as the app
+//! does) over a live session with the embedded relay and the bundled plugins, or with a relay
+//! serving the menu demo (`net/examples/menu_demo.rs`). Buttons pressed in the panel and in the
+//! menus reach the room's plugins, and their effects come back: a structure in the scene, an
+//! instance's status, an integration's answer and notifications as toasts, minimized positions
+//! in the scene, a menu's new state.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use molstream_viewer::live::{LiveOptions, LiveSession, Report, Target};
 use molstream_viewer::render::RenderSettings;
 use molstream_viewer::ui::{Panels, SessionUi, UiAction};
@@ -27,15 +29,13 @@ struct State {
 }
 
 fn harness() -> Harness<'static, State> {
+    harness_on(Target::Embedded)
+}
+
+fn harness_on(target: Target) -> Harness<'static, State> {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = reports.clone();
-    let options = LiveOptions {
-        target: Target::Embedded,
-        room: "ui".into(),
-        user: "ada".into(),
-        activate: Vec::new(),
-        run: Vec::new(),
-    };
+    let options = LiveOptions { target, room: "ui".into(), user: "ada".into(), activate: Vec::new(), run: Vec::new() };
     let live = LiveSession::start(options, move |r| sink.lock().unwrap().push(r)).unwrap();
     let mut panels = Panels::new(Instant::now());
     panels.session = Some(SessionUi::new("the embedded relay"));
@@ -89,9 +89,14 @@ fn until(h: &mut Harness<'static, State>, what: &str, mut done: impl FnMut(&Harn
     panic!("{what}: not within 120 s; toasts {:?}", h.state().toasts);
 }
 
-/// Clicks the first button labelled `label` below the plugin named `plugin`.
+/// Clicks the first button labelled `label` below the plugin named `plugin` (its name's label
+/// in the panel; a menu window may carry the same words).
 fn press(h: &mut Harness<'static, State>, plugin: &str, label: &str) {
-    let top = h.get_by_label(plugin).rect().top();
+    let top = h
+        .get_all_by_label(plugin)
+        .filter(|n| n.accesskit_node().role() == egui::accesskit::Role::Label)
+        .map(|n| n.rect().top())
+        .fold(f32::INFINITY, f32::min);
     let button = h
         .get_all_by_label(label)
         .filter(|b| b.rect().top() > top)
@@ -202,4 +207,51 @@ fn the_panel_shows_statuses_and_returns_the_commands_pressed() {
         args: b"/data/4e43.pdb".to_vec(),
     };
     assert_eq!(h.state().1, vec![Command::AdvancedSettings(InstanceId(5)), load, Command::Activate(PluginId(2))]);
+}
+
+#[allow(dead_code)]
+#[path = "../../net/examples/menu_demo.rs"]
+mod menu_demo;
+
+/// A plugin's menus in windows: opened when the plugin shows them (the plugin hears it), their
+/// buttons reaching the plugin and its updates redrawn, closed by the user (the plugin hears
+/// it) and opened again from the plugin's row; a second menu from advanced settings, removed by
+/// the plugin when its Close button is pressed.
+#[test]
+fn plugin_menus_open_in_windows_and_their_buttons_reach_the_plugin() {
+    use molstream_net::proto::PluginMeta;
+    use molstream_viewer::testing::TestRelay;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let meta = PluginMeta { name: "Menu demo".into(), has_advanced_settings: true, ..PluginMeta::default() };
+    let relay = rt.block_on(TestRelay::start(|h| h.plugin(meta, menu_demo::Demo::default))).unwrap();
+    let (addr, trust) = (relay.relay().addr(), relay.relay().trust());
+    let mut h = harness_on(Target::Relay { addr, trust });
+    until(&mut h, "the demo listed", |h| h.query_all_by_label("Menu demo").next().is_some());
+    press(&mut h, "Menu demo", "Activate");
+    until(&mut h, "the demo running", |h| h.query_by_label("Run").is_some());
+    press(&mut h, "Menu demo", "Run");
+    until(&mut h, "the menu's window", |h| h.query_by_label("Count: 0").is_some());
+    until(&mut h, "the plugin told of the opening", |h| toasted(h, "opened the menu"));
+
+    h.get_by_label("Count: 0").click();
+    until(&mut h, "the plugin's answer drawn", |h| h.query_by_label("Count: 1").is_some());
+    h.get_by_label("Count: 1").click();
+    until(&mut h, "a second press", |h| h.query_by_label("Count: 2").is_some());
+
+    // Closed by the user: the plugin hears it, the row offers the menu again.
+    h.get_by_label("Close window").click();
+    until(&mut h, "the plugin told of the closing", |h| toasted(h, "closed the menu"));
+    assert!(h.query_by_label("Count: 2").is_none(), "the window is closed");
+    press(&mut h, "Menu demo", "Menu demo"); // the row's button named after the menu's title
+    until(&mut h, "the window again", |h| h.query_by_label("Count: 2").is_some());
+
+    // Advanced settings: the demo's About box, removed by the demo when Close is pressed.
+    press(&mut h, "Menu demo", "Advanced settings");
+    until(&mut h, "the About box", |h| h.query_by_label("molstream menu demo").is_some());
+    h.get_by_label("Close").click();
+    until(&mut h, "the About box removed", |h| h.query_by_label("molstream menu demo").is_none());
+    assert!(h.query_by_label("Count: 2").is_some(), "the main menu stays");
+    drop(h);
+    rt.block_on(relay.shutdown());
 }

@@ -1,7 +1,8 @@
 //! The window's egui panels: the session (connection and plugin list, [`plugins`], when the
 //! window is in a room), files (open by path, drag and drop), the global style, display
 //! settings, the workspace tree ([`tree`]), the stats panel with plots ([`stats`]),
-//! screenshots and notifications ([`toasts`]).
+//! screenshots and notifications ([`toasts`]), and the plugin menus ([`plugin_menu`]: drawn
+//! from a plugin's menu tree, returning the user's menu events; one window per open menu).
 //!
 //! [`Panels::show`] only reads the scene and returns [`UiAction`]s; the app applies them
 //! (GPU writes, file loads, screenshots), so the panels can be driven in tests without a
@@ -16,6 +17,7 @@ use crate::live::Report;
 use crate::render::RenderSettings;
 use crate::workspace::{SceneData, TreeAction};
 
+pub mod plugin_menu;
 pub mod plugins;
 pub mod stats;
 pub mod toasts;
@@ -63,7 +65,7 @@ pub const SCHEMES: [(ColorScheme, &str); 4] = [
 ];
 
 /// State of the panels between frames.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Panels {
     /// The style last applied to every atom.
     pub style: Style,
@@ -137,6 +139,9 @@ impl Panels {
             self.stats.show(ui, now);
         });
         self.central = ui.available_rect_before_wrap();
+        if let Some(session) = &mut self.session {
+            actions.extend(session.menu_windows(ui.ctx(), self.central).into_iter().map(UiAction::Session));
+        }
         if self.toasts.show(ui.ctx(), now) {
             ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
         }
@@ -160,13 +165,7 @@ impl Panels {
                     self.toasts.push(level, text, now);
                 }
             }
-            Report::Menus { instance, menus } => {
-                if menus.is_empty() {
-                    ui.menus.remove(&instance);
-                } else {
-                    ui.menus.insert(instance, menus);
-                }
-            }
+            Report::Menus { instance, menus } => ui.set_menus(instance, menus),
             Report::Activated { plugin, instance } => {
                 ui.view.instances.insert(instance, plugin);
             }

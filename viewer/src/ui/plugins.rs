@@ -4,6 +4,11 @@
 //! Advanced settings, Deactivate, and its integrations (a plugin declaring
 //! `minimization.start` gets a "Minimize" button, `structure.load` a path field and "Load").
 //!
+//! The instances' menus are drawn in windows, one per menu, by [`super::plugin_menu::MenuView`]
+//! (one view per instance, [`SessionUi::menu_windows`]): a menu's window opens when the menu
+//! appears or the plugin shows it again, the user may close it (and reopen it from the plugin's
+//! row), and every action in it becomes a [`Command::Menu`] for the instance.
+//!
 //! Like the other panels it only reads its state and returns [`Command`]s; the window sends
 //! them to the room (`crate::live`). Room events update it through [`SessionUi::on_event`],
 //! which also returns the notification to show as a toast.
@@ -12,10 +17,11 @@ use std::collections::BTreeMap;
 
 use molstream_net::api::Level as NetLevel;
 use molstream_net::client::{ClientEvent, RoomView};
-use molstream_net::menu::Menus;
+use molstream_net::menu::{MenuId, Menus};
 use molstream_net::proto::{InstanceId, PluginId, PluginInfo, StopReason};
 
 use super::Level;
+use super::plugin_menu::MenuView;
 use crate::session::Command;
 
 /// The connection as the panel shows it.
@@ -83,7 +89,7 @@ pub fn integration_takes_text(name: &str) -> bool {
 }
 
 /// State of the session panel between frames.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct SessionUi {
     /// The connection.
     pub connection: Connection,
@@ -95,6 +101,18 @@ pub struct SessionUi {
     pub menus: BTreeMap<InstanceId, Menus>,
     /// Text typed in integration fields, by instance and hook.
     pub args: BTreeMap<(InstanceId, String), String>,
+    /// Whether each menu's window is open (and whether the plugin showed it when last seen).
+    pub open: BTreeMap<(InstanceId, MenuId), MenuWindow>,
+    views: BTreeMap<InstanceId, MenuView>,
+}
+
+/// A menu's window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MenuWindow {
+    /// Shown (the user may close it).
+    pub open: bool,
+    /// The menu's `enabled` flag when last seen: a menu the plugin shows again opens again.
+    pub enabled: bool,
 }
 
 impl SessionUi {
@@ -107,7 +125,67 @@ impl SessionUi {
             stopped: BTreeMap::new(),
             menus: BTreeMap::new(),
             args: BTreeMap::new(),
+            open: BTreeMap::new(),
+            views: BTreeMap::new(),
         }
+    }
+
+    /// An instance's menus as they are now: new menus and menus the plugin shows again open
+    /// their windows; removed menus are forgotten.
+    pub fn set_menus(&mut self, instance: InstanceId, menus: Menus) {
+        let ids: Vec<MenuId> = menus.iter().map(|m| m.id).collect();
+        for m in menus.iter() {
+            let w = self.open.entry((instance, m.id)).or_default();
+            if m.enabled && !w.enabled {
+                w.open = true;
+            }
+            w.enabled = m.enabled;
+        }
+        let gone: Vec<(InstanceId, MenuId)> =
+            self.open.keys().filter(|(i, m)| *i == instance && !ids.contains(m)).copied().collect();
+        for key in gone {
+            self.open.remove(&key);
+            if let Some(v) = self.views.get_mut(&instance) {
+                v.forget(key.1);
+            }
+        }
+        if menus.is_empty() {
+            self.menus.remove(&instance);
+            self.views.remove(&instance);
+        } else {
+            self.menus.insert(instance, menus);
+        }
+    }
+
+    /// Draws one window per open menu of every instance, first placed in `area` (the 3D view,
+    /// not over the panels), cascading; returns the users' actions in them as [`Command::Menu`]
+    /// (opening and closing a window included, see [`MenuView::set_open`]). A menu the plugin
+    /// hides is not drawn.
+    pub fn menu_windows(&mut self, ctx: &egui::Context, area: egui::Rect) -> Vec<Command> {
+        let mut out = Vec::new();
+        let mut k = 0.0;
+        for (instance, menus) in &self.menus {
+            let view = self.views.entry(*instance).or_default();
+            for menu in menus.iter().filter(|m| m.enabled) {
+                let w = self.open.entry((*instance, menu.id)).or_default();
+                let mut events: Vec<_> = view.set_open(menu.id, w.open).into_iter().collect();
+                if w.open {
+                    let at = area.left_top() + egui::vec2(16.0, 16.0) + egui::vec2(24.0, 24.0) * k;
+                    let id = egui::Id::unique(("molstream-plugin-menu", instance.0, menu.id.0));
+                    let shown = egui::Window::new(menu.title.as_str())
+                        .id(id)
+                        .default_pos(at)
+                        .open(&mut w.open)
+                        .resizable(false)
+                        .show(ctx, |ui| view.show(ui, menu));
+                    events.extend(shown.and_then(|r| r.inner).unwrap_or_default());
+                    events.extend(view.set_open(menu.id, w.open));
+                    k += 1.0;
+                }
+                out.extend(events.into_iter().map(|event| Command::Menu { instance: *instance, event }));
+            }
+        }
+        out
     }
 
     /// The running instance of a plugin in the room.
@@ -155,7 +233,7 @@ impl SessionUi {
             ClientEvent::InstanceStopped { instance, reason } => {
                 let name = self.plugin_of(*instance).map(|p| p.meta.name.clone());
                 let plugin = self.view.instances.remove(instance);
-                self.menus.remove(instance);
+                self.set_menus(*instance, Menus::default());
                 if let Some(p) = plugin {
                     self.stopped.insert(p, reason.clone());
                 }
@@ -182,6 +260,8 @@ impl SessionUi {
                 }
                 self.view = view.clone();
                 self.menus.clear();
+                self.views.clear();
+                self.open.clear();
                 Some((Level::Info, "joined the room again".into()))
             }
             _ => None,
@@ -266,6 +346,29 @@ impl SessionUi {
             if let PluginStatus::Running(i) = status {
                 for name in &p.meta.integrations {
                     self.integration(ui, i, name, out);
+                }
+                self.menu_buttons(ui, i);
+            }
+        });
+    }
+
+    /// A button per menu of the instance whose window is closed, to open it again.
+    fn menu_buttons(&mut self, ui: &mut egui::Ui, instance: InstanceId) {
+        let Some(menus) = self.menus.get(&instance) else { return };
+        let closed: Vec<(MenuId, String)> = menus
+            .iter()
+            .filter(|m| m.enabled && !self.open.get(&(instance, m.id)).is_some_and(|w| w.open))
+            .map(|m| (m.id, m.title.clone()))
+            .collect();
+        if closed.is_empty() {
+            return;
+        }
+        ui.horizontal_wrapped(|ui| {
+            ui.small("menus:");
+            for (id, title) in closed {
+                let title = if title.is_empty() { format!("menu {}", id.0) } else { title };
+                if ui.button(title).on_hover_text("open the plugin's menu").clicked() {
+                    self.open.entry((instance, id)).or_default().open = true;
                 }
             }
         });
