@@ -16,6 +16,7 @@
 //! overlap the scene wait.
 
 use std::collections::hash_map::RandomState;
+use std::future::Future as _;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -71,14 +72,15 @@ pub enum LiveError {
     Timeout(&'static str, Duration),
 }
 
-/// 128 random bits as hex (the embedded relay's plugin key; it never leaves the process).
+/// 128 bits as hex from std's per-process random hash keys (the embedded relay's plugin key:
+/// the host gets it in memory; other users of the machine cannot guess it).
 fn random_key() -> String {
-    let word = || {
+    let word = |salt: u64| {
         let mut h = RandomState::new().build_hasher();
-        h.write_u128(Instant::now().elapsed().as_nanos());
+        h.write_u64(salt);
         h.finish()
     };
-    format!("{:016x}{:016x}", word(), word())
+    format!("{:016x}{:016x}", word(1), word(2))
 }
 
 /// A relay on loopback (an ephemeral port, a certificate made for this run and pinned by its
@@ -292,8 +294,6 @@ fn try_event(client: &mut SessionClient) -> Option<ClientEvent> {
         Poll::Pending => None,
     }
 }
-
-use std::future::Future as _;
 
 struct Task {
     options: LiveOptions,

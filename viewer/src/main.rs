@@ -89,7 +89,7 @@ enum Command {
 #[derive(clap::Args, Debug, Default)]
 struct SessionArgs {
     /// Join a room of the relay at this address (host:port).
-    #[arg(long, env = "MOLSTREAM_RELAY", conflicts_with = "embedded")]
+    #[arg(long, env = "MOLSTREAM_RELAY")]
     relay: Option<String>,
     /// The room.
     #[arg(long, env = "MOLSTREAM_ROOM", default_value = "local")]
@@ -104,7 +104,8 @@ struct SessionArgs {
     /// Accept any relay certificate (loopback relays only; development).
     #[arg(long)]
     insecure_local: bool,
-    /// Start a relay in this process with the bundled plugins (what `molstream` alone does).
+    /// Start a relay in this process with the bundled plugins (what `molstream` alone does);
+    /// --relay and MOLSTREAM_RELAY are then ignored.
     #[arg(long)]
     embedded: bool,
     /// Activate this plugin on joining (repeatable; by name, e.g. "Minimizer").
@@ -117,12 +118,24 @@ struct SessionArgs {
 }
 
 impl SessionArgs {
+    /// What `molstream` alone runs: the embedded relay, the room and user of `MOLSTREAM_ROOM`
+    /// and `MOLSTREAM_USER` when set.
+    fn embedded_from_env() -> Self {
+        let var = |v| std::env::var(v).ok().filter(|s: &String| !s.is_empty());
+        Self {
+            embedded: true,
+            room: var("MOLSTREAM_ROOM").unwrap_or_else(|| "local".into()),
+            user: var("MOLSTREAM_USER"),
+            ..Self::default()
+        }
+    }
+
     /// The session these flags ask for, if any.
     fn options(self) -> anyhow::Result<Option<LiveOptions>> {
         let user = self
             .user
             .unwrap_or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or("viewer".into()));
-        let target = match &self.relay {
+        let target = match self.relay.as_ref().filter(|_| !self.embedded) {
             Some(r) => {
                 let addr = molstream_net::host::resolve_addr(r)?;
                 let trust =
@@ -230,7 +243,7 @@ fn main() -> ExitCode {
                 })
             })
         }
-        None => SessionArgs { embedded: true, room: "local".into(), ..SessionArgs::default() }
+        None => SessionArgs::embedded_from_env()
             .options()
             .and_then(|session| molstream_viewer::app::run(ViewOptions { session, ..ViewOptions::default() })),
         Some(Command::Render { file, out, width, height, style, color, ao }) => {

@@ -334,9 +334,11 @@ fn apply_one(scene: &mut SceneData, update: SceneUpdate, work: &mut GpuWork) {
             let moved = d.complex.position != complex.position || d.complex.rotation != complex.rotation;
             d.name.clone_from(&complex.name);
             d.complex = complex;
-            if !same_layout || work.relayout {
+            if !same_layout {
                 d.hidden = vec![false; d.atom_count()];
                 work.relayout = true;
+            }
+            if work.relayout {
                 return;
             }
             if moved {

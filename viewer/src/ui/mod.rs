@@ -157,6 +157,7 @@ impl Panels {
         match report {
             Report::Connected { relay, embedded, view } => {
                 ui.connection = Connection::Connected { relay: relay.to_string(), embedded };
+                ui.joined = Some(ui.connection.clone());
                 ui.view = view;
             }
             Report::View(view) => ui.view = view,

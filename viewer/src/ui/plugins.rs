@@ -103,6 +103,8 @@ pub struct SessionUi {
     pub args: BTreeMap<(InstanceId, String), String>,
     /// Whether each menu's window is open (and whether the plugin showed it when last seen).
     pub open: BTreeMap<(InstanceId, MenuId), MenuWindow>,
+    /// The connection as first joined (restored when the client joins again).
+    pub joined: Option<Connection>,
     views: BTreeMap<InstanceId, MenuView>,
 }
 
@@ -126,6 +128,7 @@ impl SessionUi {
             menus: BTreeMap::new(),
             args: BTreeMap::new(),
             open: BTreeMap::new(),
+            joined: None,
             views: BTreeMap::new(),
         }
     }
@@ -256,7 +259,10 @@ impl SessionUi {
             }
             ClientEvent::Rejoined(view) => {
                 if let Connection::Lost(_) = self.connection {
-                    self.connection = Connection::Connected { relay: "relay".into(), embedded: false };
+                    self.connection = self
+                        .joined
+                        .clone()
+                        .unwrap_or(Connection::Connected { relay: "the relay".into(), embedded: false });
                 }
                 self.view = view.clone();
                 self.menus.clear();
