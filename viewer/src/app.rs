@@ -1,7 +1,12 @@
 //! `molstream view`: the desktop window, winit + egui over the renderer.
 //!
-//! The structures given on the command line (or the bundled one) share GPU buffers
-//! ([`SceneData`]). The panels ([`crate::ui`]): file open by path and by drag and drop (loaded
+//! The structures given on the command line (or the bundled one) and, in a session, the room's
+//! complexes share GPU buffers ([`SceneData`]). In a session ([`ViewOptions::session`]: an
+//! embedded relay with the bundled plugins, what `molstream` without arguments opens, or an
+//! external relay) the room's scene drives the renderer through [`crate::session`] (reports
+//! from [`crate::live`] arrive as [`AppEvent::Session`]); the plugin list, integrations and
+//! notifications are in the session panel ([`crate::ui::plugins`]), and clicking an atom of a
+//! room complex tells the room's plugins (`select_atoms`). The panels ([`crate::ui`]): file open by path and by drag and drop (loaded
 //! on a worker thread through the engine), global style, display settings (ambient occlusion,
 //! fog, outlines, level of detail), the workspace tree (visibility and representation per
 //! complex, chain and residue), the stats panel (frame time, upload rate, decode time plotted
@@ -25,9 +30,12 @@ use winit::event_loop::{ActiveEventLoop, ControlFlow, EventLoop, EventLoopProxy}
 use winit::keyboard::{Key, ModifiersState, NamedKey};
 use winit::window::{Window, WindowId};
 
+use crate::live::{LiveOptions, LiveSession, Report, Target};
 use crate::render::gpu::DEFAULT_BACKENDS;
 use crate::render::{Gpu, RenderError, Renderer};
-use crate::ui::{Level, Panels, UiAction};
+use crate::session::{Command, GpuWork, ShapeWork};
+use crate::ui::{Level, Panels, SessionUi, UiAction};
+use crate::workspace::DocSource;
 pub use crate::workspace::{Document, LoadedFile, SceneData, load_documents};
 
 /// What `molstream view` was asked to do.
@@ -41,6 +49,9 @@ pub struct ViewOptions {
     pub screenshot_dir: Option<PathBuf>,
     /// Save a screenshot when this frame is drawn (tests of the screenshot path).
     pub screenshot_at_frame: Option<u64>,
+    /// Join a room: the files (if any) are shown next to the room's complexes, and the
+    /// bundled structure is not loaded locally.
+    pub session: Option<LiveOptions>,
 }
 
 /// Events the event loop receives from worker threads.
@@ -53,18 +64,61 @@ pub enum AppEvent {
         /// The structure, or the error as one line.
         result: Result<LoadedFile, String>,
     },
+    /// News from the session.
+    Session(Report),
 }
+
+/// The one-line error when no window can be opened.
+pub const NO_DISPLAY: &str = "cannot open a window (no display: DISPLAY and WAYLAND_DISPLAY are unset or \
+     unreachable); `molstream render FILE --out OUT.png` renders a structure to an image without one";
 
 /// Opens the window and runs until it is closed.
 pub fn run(options: ViewOptions) -> anyhow::Result<()> {
-    let scene = load_documents(&options.files)?;
-    let event_loop = EventLoop::<AppEvent>::with_user_event()
-        .build()
-        .context("cannot open a window (is DISPLAY or WAYLAND_DISPLAY set?)")?;
+    let scene = if options.session.is_some() && options.files.is_empty() {
+        crate::workspace::SceneData::new(Vec::new())
+    } else {
+        load_documents(&options.files)?
+    };
+    let event_loop = EventLoop::<AppEvent>::with_user_event().build().map_err(|e| {
+        let unset = |v| std::env::var_os(v).is_none_or(|d| d.is_empty());
+        if unset("DISPLAY") && unset("WAYLAND_DISPLAY") {
+            anyhow::anyhow!("{NO_DISPLAY}")
+        } else {
+            anyhow::anyhow!("{NO_DISPLAY} ({e})")
+        }
+    })?;
     event_loop.set_control_flow(ControlFlow::Wait);
     let proxy = event_loop.create_proxy();
     let now = Instant::now();
-    let mut app = App { options, scene, window: None, error: None, frames: 0, panels: Panels::new(now), proxy };
+    let mut panels = Panels::new(now);
+    let live = match &options.session {
+        Some(opts) => {
+            let target = match &opts.target {
+                Target::Embedded => "the embedded relay".to_owned(),
+                Target::Relay { addr, .. } => addr.to_string(),
+            };
+            panels.session = Some(SessionUi::new(target));
+            let sink = proxy.clone();
+            // The loop is gone when the window closed meanwhile: nothing to tell.
+            let live = LiveSession::start(opts.clone(), move |r| {
+                let _ = sink.send_event(AppEvent::Session(r));
+            })?;
+            Some(live)
+        }
+        None => None,
+    };
+    let mut app = App {
+        options,
+        scene,
+        window: None,
+        error: None,
+        frames: 0,
+        panels,
+        proxy,
+        live,
+        pending_shapes: Vec::new(),
+        frames_applied: 0,
+    };
     event_loop.run_app(&mut app)?;
     match app.error {
         Some(e) => Err(e),
@@ -96,6 +150,8 @@ struct WindowState {
     origin: (u32, u32),
     /// Whether the camera was fitted to that area once it was known.
     fitted: bool,
+    /// When egui wants the next frame (a delayed repaint).
+    repaint_at: Option<Instant>,
 }
 
 struct App {
@@ -106,6 +162,12 @@ struct App {
     frames: u64,
     panels: Panels,
     proxy: EventLoopProxy<AppEvent>,
+    /// The session, when the window is in a room.
+    live: Option<LiveSession>,
+    /// Shape work that arrived before the window existed.
+    pending_shapes: Vec<ShapeWork>,
+    /// Stream frames the room's scene had applied at the last report.
+    frames_applied: u64,
 }
 
 fn physical(size: PhysicalSize<u32>) -> (u32, u32) {
@@ -159,6 +221,7 @@ impl WindowState {
             pointer: Pointer::default(),
             origin: (0, 0),
             fitted: false,
+            repaint_at: None,
         })
     }
 
@@ -238,8 +301,13 @@ impl WindowState {
         let out = ctx.run_ui(raw, |ui| actions = panels.show(ui, scene, &mut self.renderer.settings, t));
         self.egui_state.handle_platform_output(&self.window, out.platform_output);
         self.place_view(panels.central, out.pixels_per_point, scene)?;
-        if out.viewport_output.get(&egui::ViewportId::ROOT).is_some_and(|v| v.repaint_delay.is_zero()) {
-            self.window.request_redraw();
+        let delay = out.viewport_output.get(&egui::ViewportId::ROOT).map(|v| v.repaint_delay);
+        self.repaint_at = None;
+        match delay {
+            Some(d) if d.is_zero() => self.window.request_redraw(),
+            // E.g. toasts that expire: the event loop wakes up then (`about_to_wait`).
+            Some(d) if d < std::time::Duration::from_secs(3600) => self.repaint_at = Some(t + d),
+            _ => {}
         }
         let jobs = self.egui_ctx.tessellate(out.shapes, out.pixels_per_point);
         // egui asserts that every texture delta is applied: set them now, free them after
@@ -354,11 +422,13 @@ impl WindowState {
                         return Ok((None, false));
                     };
                     let id = self.renderer.pick(x, y)?;
-                    panels.picked = id.and_then(|id| scene.describe(id));
+                    panels.picked = id.and_then(|id| describe_pick(scene, panels, id));
+                    let mut action = None;
                     if let Some(i) = id.and_then(|id| scene.toggle_selection(id)) {
                         self.write_atoms(scene, i..i + 1, panels)?;
+                        action = id.and_then(|id| room_selection(scene, id, i));
                     }
-                    return Ok((None, true));
+                    return Ok((action, true));
                 }
             }
             WindowEvent::MouseWheel { delta, .. } => {
@@ -386,6 +456,32 @@ impl WindowState {
         }
         Ok((None, false))
     }
+}
+
+/// What a pick id hit: an atom ("file chain residue atom") or a plugin's shape.
+fn describe_pick(scene: &SceneData, panels: &Panels, id: u32) -> Option<String> {
+    if let Some((instance, shape)) = crate::session::shape_of_pick(id) {
+        let plugin = panels.session.as_ref().and_then(|s| {
+            s.view.instances.iter().find(|(i, _)| i.0 & 0x7ff == instance).and_then(|(i, _)| s.plugin_of(*i))
+        });
+        return Some(match plugin {
+            Some(p) => format!("shape {shape} of {}", p.meta.name),
+            None => format!("shape {shape}"),
+        });
+    }
+    scene.describe(id)
+}
+
+/// The selection change to tell the room when atom `i` of the scene (pick id `id`) was toggled
+/// and belongs to a room complex.
+fn room_selection(scene: &SceneData, id: u32, i: usize) -> Option<UiAction> {
+    let (k, atom) = scene.locate(id)?;
+    let d = &scene.documents[k];
+    if d.source != DocSource::Room {
+        return None;
+    }
+    let selected = scene.atoms.get(i)?.flags & molstream_engine::gpu::ATOM_FLAG_SELECTED != 0;
+    Some(UiAction::Session(Command::Select { complex: d.complex.id, atoms: vec![atom], selected }))
 }
 
 /// `DIR/molstream-<unix seconds>-<frame>.png`.
@@ -445,8 +541,73 @@ impl App {
                 }
             }
             UiAction::Open(_) => {}
+            UiAction::Session(c) => match &self.live {
+                Some(live) => live.send(c),
+                None => self.panels.toasts.push(Level::Warning, "not in a session", now),
+            },
         }
         w.window.request_redraw();
+        Ok(())
+    }
+
+    /// Takes a report of the session into account.
+    fn session(&mut self, report: Report) -> anyhow::Result<()> {
+        let now = Instant::now();
+        if matches!(report, Report::Fatal(_)) && self.scene.documents.is_empty() {
+            // No room to show: the bundled structure, locally, rather than an empty window.
+            let fallback = load_documents(&[])?;
+            for d in fallback.documents {
+                self.scene.push(d.name, d.complex);
+            }
+            if let Some(w) = self.window.as_mut() {
+                let work = GpuWork { relayout: true, ..GpuWork::default() };
+                crate::session::upload(&work, &self.scene, &mut w.renderer)?;
+                w.renderer.fit_camera_to(&self.scene.atoms, &self.scene.transforms);
+            }
+        }
+        if let Some(scene) = self.panels.on_report(report, now) {
+            let t = Instant::now();
+            let had_atoms = !self.scene.atoms.is_empty();
+            let work = crate::session::apply(&mut self.scene, scene.updates);
+            let r = self.upload(work, had_atoms);
+            let streamed = scene.frames_applied.saturating_sub(self.frames_applied);
+            self.frames_applied = scene.frames_applied;
+            self.panels.stats.record_stream_frames(now, streamed);
+            self.panels.stats.record_decode(now, scene.diff_ms + t.elapsed().as_secs_f64() * 1e3);
+            if let Some(live) = &self.live {
+                live.consumed();
+            }
+            r?;
+        }
+        if let Some(w) = &self.window {
+            w.window.request_redraw();
+        }
+        Ok(())
+    }
+
+    /// Sends the work of a scene report to the GPU (or keeps its shapes for when the window
+    /// exists) and acts on the instances' effects.
+    fn upload(&mut self, work: GpuWork, had_atoms: bool) -> anyhow::Result<()> {
+        let now = Instant::now();
+        for e in &work.effects {
+            if let molstream_net::scene::Effect::OpenUrl { url, .. } = e {
+                self.panels.toasts.push(Level::Info, format!("a plugin asks to open {url}"), now);
+            }
+        }
+        let Some(w) = self.window.as_mut() else {
+            self.pending_shapes.extend(work.shapes);
+            return Ok(());
+        };
+        let up = crate::session::upload(&work, &self.scene, &mut w.renderer)?;
+        self.panels.stats.record_upload(now, up.bytes + up.shapes.bytes);
+        if !had_atoms && !self.scene.atoms.is_empty() {
+            w.renderer.fit_camera_to(&self.scene.atoms, &self.scene.transforms);
+        }
+        for e in &work.effects {
+            if let molstream_net::scene::Effect::Focus { ids, zoom, .. } = e {
+                crate::session::focus(&mut w.renderer, &self.scene, ids, *zoom);
+            }
+        }
         Ok(())
     }
 
@@ -487,15 +648,39 @@ impl ApplicationHandler<AppEvent> for App {
                     self.panels.stats.record_upload(Instant::now(), bytes);
                     w.window.request_redraw();
                     self.window = Some(w);
+                    let shapes = std::mem::take(&mut self.pending_shapes);
+                    if !shapes.is_empty()
+                        && let Err(e) = self.upload(GpuWork { shapes, ..GpuWork::default() }, true)
+                    {
+                        self.fail(event_loop, e);
+                    }
                 }
                 Err(e) => self.fail(event_loop, e),
             }
         }
     }
 
+    fn new_events(&mut self, _event_loop: &ActiveEventLoop, cause: winit::event::StartCause) {
+        if let (winit::event::StartCause::ResumeTimeReached { .. }, Some(w)) = (cause, self.window.as_mut()) {
+            w.repaint_at = None;
+            w.window.request_redraw();
+        }
+    }
+
+    fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        let flow = match self.window.as_ref().and_then(|w| w.repaint_at) {
+            Some(t) => ControlFlow::WaitUntil(t),
+            None => ControlFlow::Wait,
+        };
+        event_loop.set_control_flow(flow);
+    }
+
     fn user_event(&mut self, event_loop: &ActiveEventLoop, event: AppEvent) {
-        let AppEvent::Loaded { path, result } = event;
-        if let Err(e) = self.loaded(&path, result) {
+        let r = match event {
+            AppEvent::Loaded { path, result } => self.loaded(&path, result),
+            AppEvent::Session(report) => self.session(report),
+        };
+        if let Err(e) = r {
             self.fail(event_loop, e);
         }
     }
@@ -503,7 +688,9 @@ impl ApplicationHandler<AppEvent> for App {
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
         let Some(w) = self.window.as_mut() else { return };
         let response = w.egui_state.on_window_event(&w.window, &event);
-        if response.repaint {
+        // egui-winit asks for a repaint after every redraw too: honouring that would redraw
+        // forever. egui's own wishes come back as the frame's repaint delay.
+        if response.repaint && !matches!(event, WindowEvent::RedrawRequested) {
             w.window.request_redraw();
         }
         let mut actions = Vec::new();

@@ -7,13 +7,16 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use molstream_engine::io::{self, LoadOptions};
 use molstream_engine::{ColorScheme, Representation, Style};
+use molstream_viewer::app::ViewOptions;
 use molstream_viewer::inspect::{InspectReport, inspect_file};
+use molstream_viewer::live::{LiveOptions, Target};
 use molstream_viewer::render::{Headless, RenderSettings};
 use molstream_viewer::{BUNDLED_NAME, BUNDLED_STRUCTURE};
 
 /// molstream: structure streaming and rendering.
 ///
-/// Without a command, inspects the structure bundled into the binary.
+/// Without a command, opens the window in a room of an embedded relay with the bundled plugins,
+/// showing the bundled structure (as `molstream view --embedded`).
 #[derive(Parser, Debug)]
 #[command(name = "molstream", version, about)]
 struct Cli {
@@ -26,8 +29,8 @@ enum Command {
     /// Load a PDB or mmCIF file (optionally .gz) and print models, chains, residues, atom
     /// sites, bonds, load time and warnings.
     Inspect {
-        /// The structure file.
-        file: String,
+        /// The structure file [default: the structure bundled into the binary, 1HVR].
+        file: Option<String>,
         /// Print exactly one JSON object.
         #[arg(long)]
         json: bool,
@@ -35,11 +38,17 @@ enum Command {
         #[arg(long)]
         no_validate: bool,
     },
-    /// Open a window showing the structures (the bundled one without files): drag to
+    /// Open a window showing structures (the bundled one without files, or a room's): drag to
     /// rotate, right drag to move, wheel to zoom, click to select.
+    ///
+    /// With `--relay`, joins a room of that relay (the files are shown next to the room's
+    /// complexes); with `--embedded` (or `--activate`/`--run`), starts a relay in this process
+    /// with the bundled plugins; otherwise shows local files only.
     View {
         /// Structure files (PDB or mmCIF, optionally .gz).
         files: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        session: SessionArgs,
         /// Close after this many frames (for smoke tests).
         #[arg(long, hide = true)]
         exit_after_frames: Option<u64>,
@@ -74,6 +83,75 @@ enum Command {
         #[arg(long, default_value_t = RenderSettings::default().ambient_occlusion)]
         ao: f32,
     },
+}
+
+/// How `view` joins a room.
+#[derive(clap::Args, Debug, Default)]
+struct SessionArgs {
+    /// Join a room of the relay at this address (host:port).
+    #[arg(long, env = "MOLSTREAM_RELAY")]
+    relay: Option<String>,
+    /// The room.
+    #[arg(long, env = "MOLSTREAM_ROOM", default_value = "local")]
+    room: String,
+    /// Your name in the room [default: $USER].
+    #[arg(long, env = "MOLSTREAM_USER")]
+    user: Option<String>,
+    /// SHA-256 fingerprint of the relay's certificate, as the relay prints it (for a relay on
+    /// this machine, its config directory is read when this is missing).
+    #[arg(long, env = "MOLSTREAM_RELAY_CERT_SHA256")]
+    relay_cert_sha256: Option<String>,
+    /// Accept any relay certificate (loopback relays only; development).
+    #[arg(long)]
+    insecure_local: bool,
+    /// Start a relay in this process with the bundled plugins (what `molstream` alone does);
+    /// --relay and MOLSTREAM_RELAY are then ignored.
+    #[arg(long)]
+    embedded: bool,
+    /// Activate this plugin on joining (repeatable; by name, e.g. "Minimizer").
+    #[arg(long, value_name = "PLUGIN")]
+    activate: Vec<String>,
+    /// Activate and run this plugin on joining (repeatable, in order, e.g. "Shapes demo");
+    /// with the embedded relay and neither this nor --activate, the Structure loader runs.
+    #[arg(long, value_name = "PLUGIN")]
+    run: Vec<String>,
+}
+
+impl SessionArgs {
+    /// What `molstream` alone runs: the embedded relay, the room and user of `MOLSTREAM_ROOM`
+    /// and `MOLSTREAM_USER` when set.
+    fn embedded_from_env() -> Self {
+        let var = |v| std::env::var(v).ok().filter(|s: &String| !s.is_empty());
+        Self {
+            embedded: true,
+            room: var("MOLSTREAM_ROOM").unwrap_or_else(|| "local".into()),
+            user: var("MOLSTREAM_USER"),
+            ..Self::default()
+        }
+    }
+
+    /// The session these flags ask for, if any.
+    fn options(self) -> anyhow::Result<Option<LiveOptions>> {
+        let user = self
+            .user
+            .unwrap_or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or("viewer".into()));
+        let target = match self.relay.as_ref().filter(|_| !self.embedded) {
+            Some(r) => {
+                let addr = molstream_net::host::resolve_addr(r)?;
+                let trust =
+                    molstream_net::host::trust_from(self.relay_cert_sha256.as_deref(), self.insecure_local, addr)?;
+                trust.check_addr(addr)?;
+                Target::Relay { addr, trust }
+            }
+            None if self.embedded || !self.activate.is_empty() || !self.run.is_empty() => Target::Embedded,
+            None => return Ok(None),
+        };
+        let mut run = self.run;
+        if matches!(target, Target::Embedded) && self.activate.is_empty() && run.is_empty() {
+            run.push(molstream_plugins::loader::meta().name);
+        }
+        Ok(Some(LiveOptions { target, room: self.room, user, activate: self.activate, run }))
+    }
 }
 
 /// `--style` values.
@@ -154,25 +232,34 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Some(Command::View { files, exit_after_frames, screenshot_dir, screenshot_at_frame }) => {
-            molstream_viewer::app::run(molstream_viewer::app::ViewOptions {
-                files,
-                exit_after_frames,
-                screenshot_dir,
-                screenshot_at_frame,
+        Some(Command::View { files, session, exit_after_frames, screenshot_dir, screenshot_at_frame }) => {
+            session.options().and_then(|session| {
+                molstream_viewer::app::run(ViewOptions {
+                    files,
+                    exit_after_frames,
+                    screenshot_dir,
+                    screenshot_at_frame,
+                    session,
+                })
             })
         }
+        None => SessionArgs::embedded_from_env()
+            .options()
+            .and_then(|session| molstream_viewer::app::run(ViewOptions { session, ..ViewOptions::default() })),
         Some(Command::Render { file, out, width, height, style, color, ao }) => {
             let style = Style { representation: style.into(), color: color.into() };
             render(&RenderArgs { file, out, width, height, style, ao })
         }
-        Some(Command::Inspect { file, json, no_validate }) => {
+        Some(Command::Inspect { file: Some(file), json, no_validate }) => {
             let options = LoadOptions { validate_with_pdbtbx: !no_validate, ..LoadOptions::default() };
             inspect_file(&file, &options).map(|r| print_report(&r, json)).map_err(anyhow::Error::from)
         }
-        None => io::load_bytes(BUNDLED_STRUCTURE, BUNDLED_NAME, None, &LoadOptions::default())
-            .map(|loaded| print_report(&InspectReport::new(BUNDLED_NAME, &loaded), false))
-            .map_err(anyhow::Error::from),
+        Some(Command::Inspect { file: None, json, no_validate }) => {
+            let options = LoadOptions { validate_with_pdbtbx: !no_validate, ..LoadOptions::default() };
+            io::load_bytes(BUNDLED_STRUCTURE, BUNDLED_NAME, None, &options)
+                .map(|loaded| print_report(&InspectReport::new(BUNDLED_NAME, &loaded), json))
+                .map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,11 +2,15 @@
 //! workspace tree's operations on them (visibility and representation per complex, chain or
 //! residue).
 //!
+//! Documents are local files ([`DocSource::Local`]) or, in a session, the room's complexes
+//! ([`DocSource::Room`], kept in step by [`crate::session`]).
+//!
 //! Buffer layout: transform 0 is the identity (the workspace, where shapes anchored to the
 //! workspace live); document `k` has transform `k + 1`, its atoms after those of documents
 //! `0..k` and pick ids after theirs (from 1). Tree changes keep every count and offset, so the
 //! GPU buffers are rewritten in place (`Renderer::write_atoms` of the returned range), never
-//! re-created; only adding or removing a document re-creates them.
+//! re-created; only adding or removing a document (or a room complex changing its atom or bond
+//! count, [`SceneData::relayout`]) re-creates them.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -34,7 +38,25 @@ pub struct Document {
     /// Atoms hidden from the workspace tree (their representation is kept for when they are
     /// shown again).
     pub hidden: Vec<bool>,
+    /// Where the structure comes from: a local file, or the room of a session.
+    pub source: DocSource,
 }
+
+/// Where a document comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocSource {
+    /// A file opened by this viewer: only this viewer shows it. Its complex id is
+    /// [`LOCAL_IDS`] or above, apart from every room id.
+    Local,
+    /// A complex of the session's room (its id is the room's): kept in step with the room by
+    /// [`crate::session`].
+    Room,
+}
+
+/// First complex id of local documents: room complex ids are below it (a room's complexes
+/// travel on channels `ROOM_CHANNELS + id`, so their ids are below `ROOM_CHANNELS`), so plugin
+/// shapes anchored to a room complex can never land on a local file.
+pub const LOCAL_IDS: u32 = molstream_net::proto::ROOM_CHANNELS;
 
 impl Document {
     /// Atoms of the current model.
@@ -132,20 +154,77 @@ impl SceneData {
         s
     }
 
-    /// Appends a document after the others (the GPU buffers must then be set again).
+    /// Appends a local document after the others (the GPU buffers must then be set again).
+    /// A complex without an id gets the next local id ([`LOCAL_IDS`] for the first).
     pub fn push(&mut self, name: String, mut complex: Complex) {
-        let k = self.documents.len();
         if complex.id == ComplexId(0) {
-            complex.id = ComplexId(u32_of(k + 1));
+            let next = self.documents.iter().map(|d| d.complex.id.0).filter(|&id| id >= LOCAL_IDS).max();
+            complex.id = ComplexId(next.map_or(LOCAL_IDS, |n| n.saturating_add(1)));
         }
+        let hidden = vec![false; complex.current().topology.atom_count()];
+        self.push_document(Document { name, complex, base: InstanceBase::SOLO, hidden, source: DocSource::Local });
+    }
+
+    /// Appends a document of the room (same layout rules as [`SceneData::push`]).
+    pub fn push_room(&mut self, complex: Complex) {
+        let hidden = vec![false; complex.current().topology.atom_count()];
+        let name = complex.name.clone();
+        self.push_document(Document { name, complex, base: InstanceBase::SOLO, hidden, source: DocSource::Room });
+    }
+
+    /// Lays `d` out after the other documents: its base is set here, its hidden atoms (and a
+    /// complex that is not visible) are applied.
+    fn push_document(&mut self, mut d: Document) {
+        let k = self.documents.len();
         let offset = u32_of(self.atoms.len());
-        let base = InstanceBase { atom_offset: offset, pick_base: offset.saturating_add(1), transform: u32_of(k + 1) };
-        let view = complex.current();
-        build_atom_instances(view, base, &mut self.atoms);
-        build_bond_instances(view, base, &mut self.bonds);
-        let hidden = vec![false; view.topology.atom_count()];
-        self.transforms.push(Mat4::from_rotation_translation(complex.rotation, complex.position));
-        self.documents.push(Document { name, complex, base, hidden });
+        d.base = InstanceBase { atom_offset: offset, pick_base: offset.saturating_add(1), transform: u32_of(k + 1) };
+        if d.hidden.len() != d.atom_count() {
+            d.hidden = vec![false; d.atom_count()];
+        }
+        let view = d.complex.current();
+        build_atom_instances(view, d.base, &mut self.atoms);
+        build_bond_instances(view, d.base, &mut self.bonds);
+        let visible = d.complex.visible;
+        for (a, &h) in self.atoms[offset as usize..].iter_mut().zip(&d.hidden) {
+            if h || !visible {
+                a.flags = (a.flags & !ATOM_FLAG_REPR_MASK) | Representation::Hidden as u32;
+            }
+        }
+        self.transforms.push(Mat4::from_rotation_translation(d.complex.rotation, d.complex.position));
+        self.documents.push(d);
+    }
+
+    /// Lays every document out again (after one was added, removed or changed its atom or
+    /// bond count): offsets, pick ids and transforms follow the document order; hidden atoms
+    /// and selection flags are kept for documents whose atom count did not change. The GPU
+    /// buffers must then be set again.
+    pub fn relayout(&mut self) {
+        let old_atoms = std::mem::take(&mut self.atoms);
+        let documents = std::mem::take(&mut self.documents);
+        self.bonds.clear();
+        self.transforms = vec![Mat4::IDENTITY];
+        for d in documents {
+            let (start, n) = (d.base.atom_offset as usize, d.atom_count());
+            let selected: Option<Vec<bool>> = old_atoms
+                .get(start..start + n)
+                .filter(|_| d.hidden.len() == n)
+                .map(|old| old.iter().map(|a| a.flags & ATOM_FLAG_SELECTED != 0).collect());
+            let offset = self.atoms.len();
+            self.push_document(d);
+            if let Some(sel) = selected {
+                for (a, s) in self.atoms[offset..].iter_mut().zip(sel) {
+                    if s {
+                        a.flags |= ATOM_FLAG_SELECTED;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Index of the document showing complex `id`.
+    #[must_use]
+    pub fn document_of(&self, id: ComplexId) -> Option<usize> {
+        self.documents.iter().position(|d| d.complex.id == id)
     }
 
     /// Where each complex sits, for resolving shape anchors.
@@ -207,9 +286,10 @@ impl SceneData {
         let mut fresh = Vec::with_capacity(d.atom_count());
         build_atom_instances(d.complex.current(), d.base, &mut fresh);
         let end = (start + fresh.len()).min(self.atoms.len());
+        let visible = d.complex.visible;
         for ((new, old), &hidden) in fresh.iter_mut().zip(&self.atoms[start..end]).zip(&d.hidden) {
             new.flags |= old.flags & ATOM_FLAG_SELECTED;
-            if hidden {
+            if hidden || !visible {
                 new.flags = (new.flags & !ATOM_FLAG_REPR_MASK) | Representation::Hidden as u32;
             }
         }
@@ -368,12 +448,15 @@ mod tests {
         let d = s.describe(1).unwrap();
         assert!(d.starts_with("1hvr.pdb A "), "{d}");
         assert!(s.describe(s.atoms[n0].pick_id).unwrap().starts_with("5PTI.cif "));
-        // Anchors: complex ids 1 and 2 at their transforms and atom offsets.
+        // Anchors: the local ids of the two files at their transforms and atom offsets.
         let map = s.anchor_map();
         use molstream_engine::shape::{ANCHOR_ATOM, AnchorTarget};
-        assert_eq!(map.resolve(AnchorTarget::Complex(ComplexId(2))), Some(2));
-        assert_eq!(map.resolve(AnchorTarget::Atom(ComplexId(2), AtomId(3))), Some(ANCHOR_ATOM | (u32_of(n0) + 3)));
-        assert_eq!(map.resolve(AnchorTarget::Atom(ComplexId(2), AtomId(u32_of(n1)))), None);
+        let second = ComplexId(LOCAL_IDS + 1);
+        assert_eq!(s.documents[1].complex.id, second);
+        assert_eq!(map.resolve(AnchorTarget::Complex(second)), Some(2));
+        assert_eq!(map.resolve(AnchorTarget::Atom(second, AtomId(3))), Some(ANCHOR_ATOM | (u32_of(n0) + 3)));
+        assert_eq!(map.resolve(AnchorTarget::Atom(second, AtomId(u32_of(n1)))), None);
+        assert_eq!(map.resolve(AnchorTarget::Complex(ComplexId(2))), None, "room ids never reach local files");
     }
 
     #[test]

@@ -61,11 +61,45 @@ fn bad_files_fail_with_one_line_naming_the_file() {
 }
 
 #[test]
-fn without_arguments_it_inspects_the_bundled_structure() {
-    let out = molstream(&[]);
+fn inspect_without_a_file_inspects_the_bundled_structure() {
+    let out = molstream(&["inspect"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("assets/1hvr.pdb") && text.contains("1890"), "{text}");
+    let out = molstream(&["inspect", "--json", "--no-validate"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["atom_sites"], 1890);
+}
+
+#[test]
+fn without_a_display_the_window_fails_with_one_line_naming_render() {
+    for args in [&[][..], &["view"][..], &["view", "--embedded"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_molstream"))
+            .args(args)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("MOLSTREAM_RELAY")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "one line for {args:?}: {err}");
+        assert!(err.starts_with("molstream: cannot open a window") && err.contains("molstream render"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn view_refuses_a_relay_it_cannot_trust_before_opening_anything() {
+    let out = Command::new(env!("CARGO_BIN_EXE_molstream"))
+        .args(["view", "--relay", "192.0.2.1:4433", "--insecure-local"])
+        .env_remove("MOLSTREAM_RELAY_CERT_SHA256")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("192.0.2.1:4433"), "{err}");
 }
 
 #[test]

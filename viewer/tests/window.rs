@@ -1,5 +1,7 @@
 //! `molstream view` in a real window: the test starts its own Xvfb, runs the viewer on the
-//! bundled structure, captures the screen with `xwd` and checks that the structure is drawn.
+//! bundled structure (locally, and through the embedded relay with a bundled plugin
+//! connected), captures the screen with `xwd` and checks that the structure (and the plugin's
+//! shapes) are drawn.
 //!
 //! Needs Xvfb and xwd (`apt-get install xvfb x11-apps`) and a GPU adapter (lavapipe is
 //! enough); `.ci/run` installs them. Skipped only with `MOLSTREAM_SKIP_GPU_TESTS=1`.
@@ -178,4 +180,53 @@ fn the_screenshot_path_saves_the_structure_as_png() {
     let oxygen = px.iter().filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
     let nitrogen = px.iter().filter(|p| p[2] > 150 && p[0] < 100 && p[1] < 120).count();
     assert!(drawn > px.len() / 10 && oxygen > 200 && nitrogen > 200, "drawn {drawn}, red {oxygen}, blue {nitrogen}");
+}
+
+#[test]
+fn the_window_shows_a_plugins_shapes_through_the_embedded_relay() {
+    if skip() {
+        return;
+    }
+    let (_x, display) = xvfb();
+    // An embedded relay with the bundled plugins; the shapes demo is activated and run: it
+    // loads 1hvr into the room (the workspace is empty) and draws a translucent blue box,
+    // spheres, dashed lines and labels over it.
+    let viewer = Command::new(env!("CARGO_BIN_EXE_molstream"))
+        .args(["view", "--run", "Shapes demo"])
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("MOLSTREAM_RELAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut viewer = Guard(viewer);
+    let t = Instant::now();
+    let mut last = (0, 0, 0);
+    while t.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Ok(Some(status)) = viewer.0.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            viewer.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("the viewer exited ({status}): {err}");
+        }
+        let s = capture(&display);
+        let view: Vec<[u8; 3]> = (0..s.height)
+            .flat_map(|y| (s.width / 3..s.width).map(move |x| (x, y)))
+            .map(|(x, y)| s.rgb[y * s.width + x])
+            .collect();
+        let drawn = view.iter().filter(|p| p.iter().any(|&c| c < 235)).count();
+        let oxygen = view.iter().filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
+        // The white background seen through the box (80, 160, 255) at alpha 60: pale blue.
+        let tinted = view
+            .iter()
+            .filter(|p| p[2] > 245 && (200..=240).contains(&p[0]) && (220..=250).contains(&p[1]) && p[0] + 8 < p[1])
+            .count();
+        last = (drawn, oxygen, tinted);
+        if drawn > view.len() / 20 && oxygen > 100 && tinted > 2000 {
+            return;
+        }
+    }
+    panic!("no structure with the plugin's shapes after 120 s: (drawn, red, pale blue) pixels = {last:?}");
 }

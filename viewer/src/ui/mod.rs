@@ -1,7 +1,8 @@
-//! The window's egui panels that need no network: files (open by path, drag and drop), the
-//! global style, display settings, the workspace tree ([`tree`]), the stats panel with plots
-//! ([`stats`]), screenshots and notifications ([`toasts`]), and the plugin menus
-//! ([`plugin_menu`]: drawn from a plugin's menu tree, returning the user's menu events).
+//! The window's egui panels: the session (connection and plugin list, [`plugins`], when the
+//! window is in a room), files (open by path, drag and drop), the global style, display
+//! settings, the workspace tree ([`tree`]), the stats panel with plots ([`stats`]),
+//! screenshots and notifications ([`toasts`]), and the plugin menus ([`plugin_menu`]: drawn
+//! from a plugin's menu tree, returning the user's menu events; one window per open menu).
 //!
 //! [`Panels::show`] only reads the scene and returns [`UiAction`]s; the app applies them
 //! (GPU writes, file loads, screenshots), so the panels can be driven in tests without a
@@ -12,14 +13,18 @@ use std::time::Instant;
 
 use molstream_engine::{ColorScheme, Representation, Style};
 
+use crate::live::Report;
 use crate::render::RenderSettings;
 use crate::workspace::{SceneData, TreeAction};
 
 pub mod plugin_menu;
+pub mod plugins;
 pub mod stats;
 pub mod toasts;
 pub mod tree;
 
+use plugins::Connection;
+pub use plugins::SessionUi;
 pub use stats::Stats;
 pub use toasts::{Level, Toasts};
 
@@ -36,6 +41,19 @@ pub enum UiAction {
     Screenshot,
     /// Frame the structures.
     FitView,
+    /// Something asked of the room (plugins, integrations, selection, menus).
+    Session(crate::session::Command),
+}
+
+/// The scene part of a [`Report::Scene`], for the caller of [`Panels::on_report`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SceneReport {
+    /// The changes, in order.
+    pub updates: Vec<crate::session::SceneUpdate>,
+    /// Frames the room's scene applied since the client joined.
+    pub frames_applied: u64,
+    /// Time spent finding the changes, ms.
+    pub diff_ms: f64,
 }
 
 /// The colour schemes offered, with their names.
@@ -47,7 +65,7 @@ pub const SCHEMES: [(ColorScheme, &str); 4] = [
 ];
 
 /// State of the panels between frames.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Panels {
     /// The style last applied to every atom.
     pub style: Style,
@@ -63,6 +81,8 @@ pub struct Panels {
     pub loading: Option<String>,
     /// The area left for the 3D view by the last [`Panels::show`], in points.
     pub central: egui::Rect,
+    /// The session panel, when the window is in a room.
+    pub session: Option<SessionUi>,
 }
 
 impl Panels {
@@ -77,12 +97,13 @@ impl Panels {
             picked: None,
             loading: None,
             central: egui::Rect::NOTHING,
+            session: None,
         }
     }
 
-    /// Draws the left panel (files, style, display, workspace tree), the right panel (stats)
-    /// and the toasts; returns the user's actions and records the area left for the 3D view
-    /// ([`Panels::central`]). `settings` are edited in place (they take effect on the next frame
+    /// Draws the left panel (session and plugins, files, style, display, workspace tree), the
+    /// right panel (stats) and the toasts; returns the user's actions and records the area left
+    /// for the 3D view ([`Panels::central`]). `settings` are edited in place (they take effect on the next frame
     /// without any upload).
     pub fn show(
         &mut self,
@@ -95,6 +116,12 @@ impl Panels {
         egui::Panel::left("molstream-side").resizable(true).default_size(300.0).show(ui, |ui| {
             egui::ScrollArea::vertical().id_salt("side-scroll").show(ui, |ui| {
                 ui.heading("molstream");
+                if let Some(session) = &mut self.session {
+                    egui::CollapsingHeader::new("Plugins").default_open(true).show(ui, |ui| {
+                        actions.extend(session.show(ui).into_iter().map(UiAction::Session));
+                    });
+                    ui.separator();
+                }
                 self.files(ui, &mut actions);
                 ui.separator();
                 self.style_controls(ui, &mut actions);
@@ -112,10 +139,56 @@ impl Panels {
             self.stats.show(ui, now);
         });
         self.central = ui.available_rect_before_wrap();
+        if let Some(session) = &mut self.session {
+            actions.extend(session.menu_windows(ui.ctx(), self.central).into_iter().map(UiAction::Session));
+        }
         if self.toasts.show(ui.ctx(), now) {
             ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
         }
         actions
+    }
+
+    /// Takes a session report into account: the session panel (connection, room, menus,
+    /// statuses) and toasts (notifications, answers, failures). A scene report is returned for
+    /// the caller to apply to the scene and the GPU ([`crate::session::apply`], then
+    /// [`crate::live::LiveSession::consumed`]).
+    pub fn on_report(&mut self, report: Report, now: Instant) -> Option<SceneReport> {
+        let ui = self.session.as_mut()?;
+        match report {
+            Report::Connected { relay, embedded, view } => {
+                ui.connection = Connection::Connected { relay: relay.to_string(), embedded };
+                ui.joined = Some(ui.connection.clone());
+                ui.view = view;
+            }
+            Report::View(view) => ui.view = view,
+            Report::Event(e) => {
+                if let Some((level, text)) = ui.on_event(&e) {
+                    self.toasts.push(level, text, now);
+                }
+            }
+            Report::Menus { instance, menus } => ui.set_menus(instance, menus),
+            Report::Activated { plugin, instance } => {
+                ui.view.instances.insert(instance, plugin);
+            }
+            Report::Integration { name, result, .. } => {
+                let label = plugins::integration_label(&name);
+                let (level, text) = match result {
+                    Ok(text) if text.is_empty() => (Level::Success, format!("{label}: done")),
+                    Ok(text) => (Level::Success, format!("{label}: {text}")),
+                    Err(e) => (Level::Error, format!("{label} failed: {e}")),
+                };
+                self.toasts.push(level, text, now);
+            }
+            Report::Failed(e) => self.toasts.push(Level::Error, e, now),
+            Report::Fatal(e) => {
+                ui.connection = Connection::Failed(e.clone());
+                self.toasts.push(Level::Error, e, now);
+            }
+            Report::Scene { updates, frames_applied, diff_ms } => {
+                return Some(SceneReport { updates, frames_applied, diff_ms });
+            }
+        }
+        None
     }
 
     fn files(&mut self, ui: &mut egui::Ui, actions: &mut Vec<UiAction>) {

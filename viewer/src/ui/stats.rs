@@ -1,4 +1,5 @@
-//! Frame time, upload rate and decode time over the last seconds, plotted with egui_plot.
+//! Frame time, upload rate, stream frame rate and decode time over the last seconds, plotted
+//! with egui_plot.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -17,6 +18,7 @@ pub struct Stats {
     frames: VecDeque<[f64; 2]>,
     uploads: VecDeque<(f64, u64)>,
     decodes: VecDeque<[f64; 2]>,
+    streams: VecDeque<(f64, u64)>,
     /// Bytes uploaded since the start.
     pub total_upload: u64,
 }
@@ -30,6 +32,7 @@ impl Stats {
             frames: VecDeque::new(),
             uploads: VecDeque::new(),
             decodes: VecDeque::new(),
+            streams: VecDeque::new(),
             total_upload: 0,
         }
     }
@@ -49,6 +52,22 @@ impl Stats {
         while self.decodes.front().is_some_and(|s| s[0] < old) {
             self.decodes.pop_front();
         }
+        while self.streams.front().is_some_and(|s| s.0 < old) {
+            self.streams.pop_front();
+        }
+    }
+
+    /// `frames` stream frames (of a session's room) applied.
+    pub fn record_stream_frames(&mut self, now: Instant, frames: u64) {
+        let t = self.t(now);
+        self.streams.push_back((t, frames));
+        self.trim(t);
+    }
+
+    /// Stream frames per second, bucketed as the upload rate.
+    #[must_use]
+    pub fn stream_rate_series(&self, now: Instant) -> Vec<[f64; 2]> {
+        self.rate_series(&self.streams, now)
     }
 
     /// A frame that took `ms` milliseconds of CPU time.
@@ -66,7 +85,8 @@ impl Stats {
         self.trim(t);
     }
 
-    /// A decode (a file parsed, a stream frame decoded) that took `ms` milliseconds.
+    /// A decode (a file parsed, a session's scene changes found and applied) that took `ms`
+    /// milliseconds.
     pub fn record_decode(&mut self, now: Instant, ms: f64) {
         let t = self.t(now);
         self.decodes.push_back([t, ms]);
@@ -89,12 +109,16 @@ impl Stats {
     /// sample kept to `now` (empty buckets are 0).
     #[must_use]
     pub fn upload_rate_series(&self, now: Instant) -> Vec<[f64; 2]> {
+        self.rate_series(&self.uploads, now)
+    }
+
+    fn rate_series(&self, samples: &VecDeque<(f64, u64)>, now: Instant) -> Vec<[f64; 2]> {
         let end = self.t(now);
         let start = (end - HISTORY_SECONDS).max(0.0);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let n = ((end - start) / UPLOAD_BUCKET).ceil().max(1.0) as usize;
         let mut sums = vec![0u64; n];
-        for &(t, b) in &self.uploads {
+        for &(t, b) in samples {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let k = ((t - start) / UPLOAD_BUCKET).floor().max(0.0) as usize;
             if let Some(s) = sums.get_mut(k.min(n - 1)) {
@@ -129,6 +153,11 @@ impl Stats {
         #[allow(clippy::cast_precision_loss)]
         let total = self.total_upload as f64;
         ui.label(format!("upload {} /s, {} in all", human_bytes(last), human_bytes(total)));
+        let streams = self.stream_rate_series(now);
+        let frames = streams.iter().rev().nth(1).or(streams.last()).map_or(0.0, |p| p[1]);
+        if !self.streams.is_empty() {
+            ui.label(format!("stream {frames:.0} frames/s"));
+        }
         if let Some(d) = self.decodes.back() {
             ui.label(format!("last decode {:.2} ms", d[1]));
         }
@@ -145,6 +174,9 @@ impl Stats {
         };
         plot("stats-frame", "frame time, ms", self.frame_series());
         plot("stats-upload", "upload, bytes/s", rate);
+        if !self.streams.is_empty() {
+            plot("stats-stream", "stream frames/s", streams);
+        }
         plot("stats-decode", "decode time, ms", self.decode_series());
     }
 }
@@ -191,5 +223,13 @@ mod tests {
         s.record_decode(now, 2.5);
         assert_eq!(s.decode_series(), [[39.5, 2.5]]);
         assert_eq!(human_bytes(1_500_000.0), "1.5 MB");
+        // 10 stream frames at each of the last 4 half seconds: 40 frames in the last 2 s.
+        for k in 0..4u64 {
+            s.record_stream_frames(now - Duration::from_millis(500 * k), 10);
+        }
+        let streams = s.stream_rate_series(now);
+        let frames: f64 = streams.iter().map(|p| p[1] * UPLOAD_BUCKET).sum();
+        assert!((frames - 40.0).abs() < 1e-9, "{streams:?}");
+        assert!(streams.iter().filter(|p| p[1] > 0.0).all(|p| p[0] > 39.5 - 2.0), "{streams:?}");
     }
 }

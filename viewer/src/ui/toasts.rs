@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 pub enum Level {
     /// Something happened (a file loaded, a screenshot saved).
     Info,
+    /// Something succeeded (a plugin's work done).
+    Success,
     /// Something to look at.
     Warning,
     /// Something failed.
@@ -71,6 +73,7 @@ impl Toasts {
                 for t in &items {
                     let color = match t.level {
                         Level::Info => egui::Color32::from_rgb(40, 90, 160),
+                        Level::Success => egui::Color32::from_rgb(30, 130, 60),
                         Level::Warning => egui::Color32::from_rgb(170, 120, 20),
                         Level::Error => egui::Color32::from_rgb(180, 40, 40),
                     };
