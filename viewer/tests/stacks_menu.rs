@@ -80,7 +80,7 @@ fn harness_on(target: Target) -> Harness<'static, State> {
 fn until(h: &mut Harness<'static, State>, what: &str, mut done: impl FnMut(&Harness<'static, State>) -> bool) {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(120) {
-        h.run();
+        h.run_steps(4); // a spinner (pending request) repaints forever: never `run()` to a settled state
         if done(h) {
             return;
         }
@@ -103,7 +103,7 @@ fn press(h: &mut Harness<'static, State>, plugin: &str, label: &str) {
         .min_by(|a, b| a.rect().top().total_cmp(&b.rect().top()))
         .unwrap_or_else(|| panic!("no {label:?} under {plugin:?}"));
     button.click();
-    h.run();
+    h.run_steps(4);
 }
 
 fn toasted(h: &Harness<'static, State>, text: &str) -> bool {
@@ -188,19 +188,19 @@ fn the_panel_shows_statuses_and_returns_the_commands_pressed() {
         },
         (ui, Vec::new()),
     );
-    h.run();
+    h.run_steps(4);
     assert!(h.query_by_label("crashed: attempt to divide by zero").is_some());
     assert!(h.query_by_label("running").is_some());
     h.get_by_label("Advanced settings").click();
-    h.run();
+    h.run_steps(4);
     let field = h.get_by_role(egui::accesskit::Role::TextInput);
     field.focus();
     field.type_text("/data/4e43.pdb");
-    h.run();
+    h.run_steps(4);
     h.get_by_label("Load file").click();
-    h.run();
+    h.run_steps(4);
     h.get_by_label("Activate").click();
-    h.run();
+    h.run_steps(4);
     let load = Command::Integration {
         instance: InstanceId(5),
         name: "structure.load".into(),
