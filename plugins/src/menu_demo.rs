@@ -5,14 +5,13 @@
 //!
 //! ```sh
 //! cargo run -p molstream-net --bin molstream-relay
-//! cargo run -p molstream-net --example menu_demo
+//! cargo run -p molstream-plugins --bin menu-demo
 //! ```
 
 use std::time::Duration;
 
-use clap::Parser;
 use molstream_net::api::Level;
-use molstream_net::host::{HostArgs, Plugin, PluginHost, PluginResult, Session};
+use molstream_net::host::{Plugin, PluginHost, PluginResult, Session};
 use molstream_net::menu::{
     Align, Button, Dropdown, Icon, Image, ImageScale, ItemId, Label, List, LoadingBar, Menu, MenuAction, MenuEvent,
     MenuId, MenuUpdate, Node, Padding, Sizing, Slider, TextInput,
@@ -70,6 +69,7 @@ pub const STYLES: [&str; 4] = ["ball and stick", "sticks", "spheres", "cartoon"]
 pub const CHAIN_NAMES: [&str; 4] = ["A", "B", "C", "D"];
 
 /// The main menu as first shown.
+#[must_use]
 pub fn main_menu() -> Menu {
     Menu::new(MAIN, "Menu demo").size(420.0, 640.0).column(|c| {
         c.padding(Padding::all(8.0))
@@ -112,6 +112,7 @@ pub fn main_menu() -> Menu {
 }
 
 /// The about box, naming who opened it.
+#[must_use]
 pub fn about_menu(user: UserId) -> Menu {
     Menu::new(ABOUT, "About").size(260.0, 140.0).column(|c| {
         c.padding(Padding::all(6.0))
@@ -121,8 +122,27 @@ pub fn about_menu(user: UserId) -> Menu {
     })
 }
 
+/// What the demo declares (it has advanced settings: they open the about box).
+#[must_use]
+pub fn meta() -> PluginMeta {
+    PluginMeta {
+        name: "Menu demo".into(),
+        description: "Every menu element and every kind of menu update.".into(),
+        category: "Demo".into(),
+        tags: vec!["menus".into()],
+        has_advanced_settings: true,
+        ..PluginMeta::default()
+    }
+}
+
+/// Adds the demo to `host`.
+#[must_use]
+pub fn register(host: PluginHost) -> PluginHost {
+    host.plugin(meta(), Demo::default)
+}
+
 /// One instance of the demo.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Demo {
     menu: Option<Menu>,
     count: u32,
@@ -329,19 +349,4 @@ fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
-}
-
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = HostArgs::parse();
-    args.init_logging();
-    let meta = PluginMeta {
-        name: "Menu demo".into(),
-        description: "Every menu element and update".into(),
-        category: "examples".into(),
-        has_advanced_settings: true,
-        ..PluginMeta::default()
-    };
-    PluginHost::new(args.config()?).plugin(args.meta(meta), Demo::default).run().await?;
-    Ok(())
 }
