@@ -838,11 +838,13 @@ fn retained_frames_are_bounded_per_room_and_released_with_their_instance() {
     let other = h.register(host, "traj2");
     let (a, _) = h.client("lab", "ada");
     let inst = h.activate(a, plugin);
+    let mut streams = Vec::new();
     for channel in 0..3 {
         let s = h.core.handle_stream_opened(host, StreamHead::Frames { instance: inst, channel }, h.now).unwrap();
         let (kh, kb) = frame(FrameKind::Keyframe, 0, 0, b"keyframe");
         assert_eq!(kb.len(), 40);
         h.core.handle_frame(s, &kh, &kb);
+        streams.push(s);
     }
     h.pump();
     assert_eq!(frames_of(&h.take(a)).len(), 3, "every keyframe is forwarded live");
@@ -856,9 +858,29 @@ fn retained_frames_are_bounded_per_room_and_released_with_their_instance() {
             },
         );
         let outs = h.take(p);
-        outs.iter().filter(|o| matches!(o, Outgoing::OpenStream { .. })).count()
+        (p, outs.iter().filter(|o| matches!(o, Outgoing::OpenStream { .. })).count())
     };
-    assert_eq!(join(&mut h, "bob"), 2, "only two channels fit the room's budget");
+    let (bob, opened) = join(&mut h, "bob");
+    assert_eq!(opened, 2, "only two channels fit the room's budget");
+    // The joiner is not left without the third channel: the instance is asked for a fresh
+    // keyframe (once, however many join meanwhile), and the joiner gets it.
+    assert_eq!(h.msgs(host), vec![RelayMsg::SendKeyframe { instance: inst, channel: 2 }]);
+    let (eve, _) = join(&mut h, "eve");
+    assert!(h.msgs(host).is_empty(), "asked once until the keyframe comes");
+    let (dh, db) = frame(FrameKind::PositionDelta, 1, 0, b"d1");
+    h.core.handle_frame(streams[2], &dh, &db);
+    h.pump();
+    assert!(frames_of(&h.take(bob)).is_empty(), "a delta is of no use to a joiner without the keyframe");
+    assert_eq!(frames_of(&h.take(a)), vec![db]);
+    let (kh, kb) = frame(FrameKind::Keyframe, 2, 2, b"fresh-kf");
+    h.core.handle_frame(streams[2], &kh, &kb);
+    h.pump();
+    for p in [bob, eve] {
+        let outs = h.take(p);
+        assert!(outs.iter().any(|o| matches!(o, Outgoing::OpenStream { head: StreamHead::Frames { channel: 2, .. }, .. })));
+        assert_eq!(frames_of(&outs), vec![kb.clone()]);
+    }
+    h.out.clear();
     // Stopping the instance releases its share: another instance's keyframes are kept again.
     h.send(a, &PeerMsg::Deactivate { req: 1, instance: inst });
     let inst2 = h.activate(a, other);
@@ -867,5 +889,5 @@ fn retained_frames_are_bounded_per_room_and_released_with_their_instance() {
     h.core.handle_frame(s, &kh, &kb);
     h.pump();
     h.out.clear();
-    assert_eq!(join(&mut h, "cy"), 1);
+    assert_eq!(join(&mut h, "cy").1, 1);
 }

@@ -228,3 +228,23 @@ async fn workspace_and_services_end_to_end() {
     drop((ada, bob, carol, dave));
     w.stop().await;
 }
+
+/// A complex whose keyframe does not fit the room's retained-frame budget still reaches a late
+/// joiner: the relay asks the instance for a fresh keyframe when the user joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_gets_a_complex_the_relay_could_not_keep() {
+    use molstream_net::relay::RelayConfig;
+    let cfg =
+        RelayConfig { plugin_key: common::KEY.into(), max_retained_frame_bytes_per_room: 1024, ..RelayConfig::default() };
+    let mut w = World::with(cfg).await;
+    let mut ada = w.client("lab", "ada").await;
+    let s = w.activate(&mut ada).await;
+    let id = s.load_file("1hvr.pdb", &std::fs::read(asset("1hvr.pdb")).unwrap()).await.unwrap();
+    ada.wait_for(T, |s| has(s, id, 1890)).await.unwrap();
+    let bob = w.client("lab", "bob").await;
+    bob.wait_for(T, |s| has(s, id, 1890)).await.unwrap();
+    let same = |c: &SessionClient| c.with_scene(|s| s.complex(id).unwrap().current().positions.to_vec()).unwrap();
+    assert_eq!(same(&ada), same(&bob));
+    drop((ada, bob));
+    w.stop().await;
+}

@@ -61,10 +61,12 @@ pub struct RelayConfig {
     /// messages are forwarded but not kept.
     pub max_retained_bytes_per_room: usize,
     /// Bytes of frames (keyframes and the deltas after them) kept per room for late joiners;
-    /// a keyframe that does not fit is forwarded but not kept (late joiners then ask for one).
+    /// a keyframe that does not fit is forwarded but not kept, and a user who joins meanwhile
+    /// makes the relay ask the instance for a fresh one.
     pub max_retained_frame_bytes_per_room: usize,
     /// Bytes of deltas kept after a channel's keyframe for late joiners; above it the chain
-    /// is dropped and the instance is asked for a new keyframe.
+    /// is dropped, and a user who joins meanwhile gets the keyframe, then waits for a fresh one
+    /// that the relay asks the instance for.
     pub max_delta_chain_bytes: usize,
     /// Bytes of frames queued for one user on one channel before deltas are dropped for that
     /// user (it then waits for a keyframe); a keyframe is always queued, replacing the queue.
@@ -231,8 +233,12 @@ struct Channel {
     keyframe: Option<Bytes>,
     chain: Vec<Bytes>,
     chain_bytes: usize,
-    /// The chain was dropped: late joiners get the keyframe only until a new one arrives.
+    /// The chain was dropped: late joiners get the keyframe only, then wait for the next one
+    /// (asked for when they join).
     chain_broken: bool,
+    /// The last keyframe was forwarded but not kept (the room's budget was spent): late joiners
+    /// get nothing of the channel until the next keyframe (asked for when they join).
+    keyframe_unkept: bool,
     keyframe_requested: bool,
     out: HashMap<PeerId, OutStream>,
     /// Users who lagged or lost sync: they get nothing but the next keyframe.
@@ -255,6 +261,7 @@ impl Channel {
         self.chain.clear();
         self.chain_bytes = 0;
         self.chain_broken = false;
+        self.keyframe_unkept = false;
         released
     }
 }
@@ -563,7 +570,18 @@ impl RelayCore {
             let Some(ch) = self.instances.get_mut(&instance).and_then(|i| i.channels.get_mut(&channel)) else {
                 continue;
             };
-            let Some(key) = ch.keyframe.clone() else { continue };
+            let Some(key) = ch.keyframe.clone() else {
+                // The last keyframe did not fit the room's budget: the joiner waits for a fresh
+                // one (its stream opens when it comes), asked of the instance once.
+                if ch.keyframe_unkept {
+                    ch.waiting.insert(peer);
+                    if !ch.keyframe_requested {
+                        ch.keyframe_requested = true;
+                        want_keyframe.push(channel);
+                    }
+                }
+                continue;
+            };
             self.next_stream += 1;
             ch.out.insert(peer, stream);
             let mut frames = vec![(key, true)];
@@ -924,9 +942,11 @@ impl RelayCore {
         if is_key {
             if others + bytes.len() <= budget {
                 ch.keyframe = Some(bytes.clone());
+                ch.keyframe_unkept = false;
             } else {
                 tracing::warn!(%instance, channel, room = %room_name, "retained frame budget exceeded; keyframe forwarded, not kept");
                 ch.keyframe = None;
+                ch.keyframe_unkept = true;
             }
             ch.chain.clear();
             ch.chain_bytes = 0;
