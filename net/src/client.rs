@@ -332,6 +332,7 @@ type SharedMenus = Arc<Mutex<BTreeMap<InstanceId, Menus>>>;
 #[derive(Debug)]
 pub struct SessionClient {
     out: mpsc::Sender<PeerMsg>,
+    duty: room::DutyQueue,
     events: mpsc::UnboundedReceiver<ClientEvent>,
     view: Arc<Mutex<RoomView>>,
     menus: SharedMenus,
@@ -380,7 +381,8 @@ struct Supervisor {
     conn: watch::Sender<Option<quinn::Connection>>,
     shutdown: watch::Receiver<bool>,
     scene: Option<Arc<room::Shared>>,
-    out_tx: mpsc::Sender<PeerMsg>,
+    duty: room::DutyQueue,
+    duty_rx: mpsc::UnboundedReceiver<PeerMsg>,
 }
 
 impl Supervisor {
@@ -438,15 +440,25 @@ impl Supervisor {
             g.clear();
         }
         self.conn.send_replace(Some(conn.clone()));
+        // What the former connection's room tasks left unsent belongs to the room as it was.
+        while self.duty_rx.try_recv().is_ok() {
+            self.duty.pending.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let ctx = self.scene.as_ref().map(|shared| room::Ctx {
             shared: shared.clone(),
-            out: self.out_tx.clone(),
+            out: self.duty.clone(),
             view: self.view.clone(),
             conn: conn.clone(),
         });
         let _frames = ctx.clone().map(|ctx| AbortOnDrop(tokio::spawn(room::accept_frames(ctx))));
         loop {
             tokio::select! {
+                Some(m) = self.duty_rx.recv() => {
+                    self.duty.pending.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = tx.send(&m).await {
+                        return Some(e.to_string());
+                    }
+                }
                 m = self.out_rx.recv() => match m {
                     Some(m) => {
                         if let Err(e) = tx.send(&m).await {
@@ -513,9 +525,12 @@ impl SessionClient {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let scene =
             cfg.scene.then(|| Arc::new(room::Shared::new(Limits { max_payload: 256 << 20, ..Limits::default() })));
+        let (duty_tx, duty_rx) = mpsc::unbounded_channel();
+        let duty = room::DutyQueue { tx: duty_tx, pending: Arc::default() };
         let sup = Supervisor {
             scene: scene.clone(),
-            out_tx: out.clone(),
+            duty: duty.clone(),
+            duty_rx,
             endpoint,
             cfg,
             out_rx,
@@ -527,7 +542,7 @@ impl SessionClient {
             shutdown: shutdown_rx,
         };
         let task = tokio::spawn(sup.run(first));
-        Ok(Self { out, events, view, menus, pending, next_req: 1, conn, shutdown, task, scene })
+        Ok(Self { out, duty, events, view, menus, pending, next_req: 1, conn, shutdown, task, scene })
     }
 
     /// The room as of the last message received.
@@ -737,7 +752,7 @@ impl SessionClient {
     fn room_ctx(&self) -> Result<room::Ctx, ClientError> {
         let shared = self.scene.clone().ok_or(ClientError::NoScene)?;
         let conn = self.connection().ok_or(ClientError::Disconnected)?;
-        Ok(room::Ctx { shared, out: self.out.clone(), view: self.view.clone(), conn })
+        Ok(room::Ctx { shared, out: self.duty.clone(), view: self.view.clone(), conn })
     }
 
     /// This user moves atoms of a complex (in this client's copy). As presenter, the reading

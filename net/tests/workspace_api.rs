@@ -234,8 +234,11 @@ async fn workspace_and_services_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_gets_a_complex_the_relay_could_not_keep() {
     use molstream_net::relay::RelayConfig;
-    let cfg =
-        RelayConfig { plugin_key: common::KEY.into(), max_retained_frame_bytes_per_room: 1024, ..RelayConfig::default() };
+    let cfg = RelayConfig {
+        plugin_key: common::KEY.into(),
+        max_retained_frame_bytes_per_room: 1024,
+        ..RelayConfig::default()
+    };
     let mut w = World::with(cfg).await;
     let mut ada = w.client("lab", "ada").await;
     let s = w.activate(&mut ada).await;

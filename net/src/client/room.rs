@@ -28,6 +28,18 @@ const MAX_OPEN_UPLINKS: usize = 48;
 const MAX_READING_STREAMS: usize = 32;
 /// Complexes one deep request may name.
 const MAX_DEEP: usize = 1024;
+/// Room messages (answers and events for the instances, keyframe requests) waiting to be sent
+/// beyond which the client drops its connection (it reconnects and the room is replayed)
+/// rather than dropping one.
+pub(crate) const MAX_DUTY_BACKLOG: usize = 1 << 16;
+
+/// The queue of the room messages this client sends on its own (answers to the instances'
+/// requests, workspace events, keyframe requests): never dropped; the serve loop sends them.
+#[derive(Clone, Debug)]
+pub(crate) struct DutyQueue {
+    pub(crate) tx: mpsc::UnboundedSender<PeerMsg>,
+    pub(crate) pending: Arc<std::sync::atomic::AtomicUsize>,
+}
 
 /// A reading stream this client (as presenter) feeds.
 struct Subscription {
@@ -65,7 +77,7 @@ impl std::fmt::Debug for Shared {
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) out: mpsc::Sender<PeerMsg>,
+    pub(crate) out: DutyQueue,
     pub(crate) view: Arc<Mutex<RoomView>>,
     pub(crate) conn: quinn::Connection,
 }
@@ -117,11 +129,21 @@ impl Ctx {
         self.view.lock().map(|v| v.instances.keys().copied().collect()).unwrap_or_default()
     }
 
-    /// Sends a message without waiting (the serve loop drains `out`; from it, waiting could
-    /// deadlock). A full queue drops the message with a warning.
+    /// Sends a message without waiting (the serve loop drains the queue; from it, waiting could
+    /// deadlock). Nothing is dropped: if the relay takes so long that [`MAX_DUTY_BACKLOG`]
+    /// messages wait, the connection is dropped with the reason (the client reconnects and the
+    /// relay replays the room).
     fn send_now(&self, msg: PeerMsg) {
-        if let Err(e) = self.out.try_send(msg) {
-            tracing::warn!(error = %e, "client queue full; a room message dropped");
+        use std::sync::atomic::Ordering;
+        let waiting = self.out.pending.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.out.tx.send(msg).is_err() {
+            self.out.pending.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if waiting > MAX_DUTY_BACKLOG {
+            let reason = format!("{waiting} room messages could not be sent to the relay");
+            tracing::error!(%reason, "closing the connection");
+            self.conn.close(quinn::VarInt::from_u32(2), reason.as_bytes());
         }
     }
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use molstream_engine::codec::{FrameHeader, FrameKind, Limits};
 
+use super::queue::FrameClass;
 use crate::proto::msg::hello_version;
 use crate::proto::{
     InstanceId, InstanceInfo, PROTOCOL_VERSION, PeerMsg, PluginId, PluginInfo, PluginMeta, ROOM_CHANNELS, RelayMsg,
@@ -68,9 +69,17 @@ pub struct RelayConfig {
     /// is dropped, and a user who joins meanwhile gets the keyframe, then waits for a fresh one
     /// that the relay asks the instance for.
     pub max_delta_chain_bytes: usize,
-    /// Bytes of frames queued for one user on one channel before deltas are dropped for that
-    /// user (it then waits for a keyframe); a keyframe is always queued, replacing the queue.
+    /// Soft bound: bytes of deltas queued for one user on one channel beyond which coalescable
+    /// frames (position deltas, transforms) are dropped for that user, who then waits for a
+    /// keyframe; a keyframe is always queued, replacing the queue; ordered frames (attributes,
+    /// topology, shapes) go in past it.
     pub max_queued_frame_bytes: usize,
+    /// Hard bound per peer: bytes of frames queued above the soft bounds of its streams (ordered
+    /// frames a slow user has not read). Past it the peer is closed with the reason.
+    pub max_peer_backlog_bytes: usize,
+    /// Hard bound per peer on control messages queued and not yet written; past it the peer is
+    /// closed with the reason.
+    pub max_control_queue_bytes: usize,
     /// Limits checked on every codec frame header.
     pub frame_limits: Limits,
     /// Most uplinks (frame streams to instances) one session client may have open at once.
@@ -91,6 +100,8 @@ impl Default for RelayConfig {
             max_retained_frame_bytes_per_room: 1 << 30,
             max_delta_chain_bytes: 16 << 20,
             max_queued_frame_bytes: 16 << 20,
+            max_peer_backlog_bytes: 64 << 20,
+            max_control_queue_bytes: 64 << 20,
             frame_limits: Limits { max_payload: 256 << 20, ..Limits::default() },
             max_uplinks_per_user: 64,
         }
@@ -115,9 +126,11 @@ pub enum Outgoing {
         stream: OutStream,
         /// The frame bytes.
         bytes: Bytes,
-        /// A keyframe: it supersedes every frame queued before it on the stream, so the driver
-        /// may drop those not yet written (latest wins) and must never drop it.
-        key: bool,
+        /// How flow control treats it ([`super::queue::PeerQueues`]): a keyframe supersedes
+        /// what is queued before it and is never dropped; a coalescable frame may be dropped
+        /// for a lagging user ([`RelayCore::handle_lagging`]); an ordered frame is delivered in
+        /// order, or the peer is closed ([`RelayCore::handle_too_slow`]).
+        class: FrameClass,
     },
     /// Finish a stream (its channel ended or its instance stopped).
     FinishStream {
@@ -271,6 +284,12 @@ impl Channel {
 /// the ones that are their own base; every other kind chains on `base_seq`.
 fn is_keyframe(header: &FrameHeader) -> bool {
     header.base_seq == header.seq
+}
+
+/// The flow-control class of a frame kept for late joiners (its header was checked when it
+/// arrived; a header that no longer parses, which cannot happen, counts as ordered).
+fn class_of_kept(bytes: &Bytes, limits: &Limits) -> FrameClass {
+    FrameHeader::parse(bytes, limits).map_or(FrameClass::Ordered, |h| FrameClass::of(&h))
 }
 
 /// A frame stream from a session client to an instance of its room, forwarded to the
@@ -427,6 +446,14 @@ impl RelayCore {
         self.close(peer, reason);
     }
 
+    /// The driver cannot deliver to `peer` what must not be dropped (its control messages, or
+    /// the ordered frames of its streams, are over the hard bound): the peer is closed with
+    /// `reason` (logged, and sent as the connection's close reason). Nothing is dropped
+    /// silently: a peer either gets everything in order or is told why it was cut off.
+    pub fn handle_too_slow(&mut self, peer: PeerId, reason: String) {
+        self.close(peer, reason);
+    }
+
     /// One framed control message from `peer`.
     pub fn handle_message(&mut self, peer: PeerId, bytes: &Bytes, now: Instant) {
         let Some(state) = self.peers.get(&peer) else { return };
@@ -540,13 +567,15 @@ impl RelayCore {
             .get(room_name)
             .map(|r| r.orphans.iter().map(|(c, o)| (o.instance, *c, o.frames.clone())).collect())
             .unwrap_or_default();
+        let limits = self.cfg.frame_limits;
         for (instance, channel, frames) in orphans {
             let stream = OutStream(self.next_stream);
             self.next_stream += 1;
             self.transmits
                 .push_back((peer, Outgoing::OpenStream { stream, head: StreamHead::Frames { instance, channel } }));
             for (i, bytes) in frames.into_iter().enumerate() {
-                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, key: i == 0 }));
+                let class = if i == 0 { FrameClass::Key } else { class_of_kept(&bytes, &limits) };
+                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, class }));
             }
             self.transmits.push_back((peer, Outgoing::FinishStream { stream }));
         }
@@ -565,6 +594,7 @@ impl RelayCore {
             self.send(peer, m);
         }
         let mut want_keyframe = Vec::new();
+        let limits = self.cfg.frame_limits;
         for channel in channels {
             let stream = OutStream(self.next_stream);
             let Some(ch) = self.instances.get_mut(&instance).and_then(|i| i.channels.get_mut(&channel)) else {
@@ -584,7 +614,7 @@ impl RelayCore {
             };
             self.next_stream += 1;
             ch.out.insert(peer, stream);
-            let mut frames = vec![(key, true)];
+            let mut frames = vec![(key, FrameClass::Key)];
             if ch.chain_broken {
                 ch.waiting.insert(peer);
                 if !ch.keyframe_requested {
@@ -592,12 +622,12 @@ impl RelayCore {
                     want_keyframe.push(channel);
                 }
             } else {
-                frames.extend(ch.chain.iter().map(|b| (b.clone(), false)));
+                frames.extend(ch.chain.iter().map(|b| (b.clone(), class_of_kept(b, &limits))));
             }
             self.transmits
                 .push_back((peer, Outgoing::OpenStream { stream, head: StreamHead::Frames { instance, channel } }));
-            for (bytes, key) in frames {
-                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, key }));
+            for (bytes, class) in frames {
+                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, class }));
             }
         }
         for channel in want_keyframe {
@@ -935,6 +965,7 @@ impl RelayCore {
         let room_name = inst.room.clone();
         let Some(ch) = inst.channels.get_mut(&channel) else { return StreamVerdict::Stop };
         let is_key = is_keyframe(header);
+        let class = FrameClass::of(header);
         let budget = self.cfg.max_retained_frame_bytes_per_room;
         let Some(room) = self.rooms.get_mut(&room_name) else { return StreamVerdict::Stop };
         let before = ch.retained_len();
@@ -984,7 +1015,7 @@ impl RelayCore {
                     s
                 }
             };
-            sends.push((peer, Outgoing::Frame { stream, bytes: bytes.clone(), key: is_key }));
+            sends.push((peer, Outgoing::Frame { stream, bytes: bytes.clone(), class }));
         }
         self.transmits.extend(sends);
         if header.kind == FrameKind::Keyframe && channel >= ROOM_CHANNELS {
@@ -1076,15 +1107,15 @@ impl RelayCore {
 
     fn uplink_frame(&mut self, stream: InStream, header: &FrameHeader, bytes: &Bytes) -> StreamVerdict {
         let Some(u) = self.uplinks.get_mut(&stream) else { return StreamVerdict::Stop };
-        let key = is_keyframe(header);
-        if key {
+        let class = FrameClass::of(header);
+        if class == FrameClass::Key {
             u.waiting = false;
             u.keyframe_requested = false;
         } else if u.waiting {
             return StreamVerdict::Continue;
         }
         let (peer, out) = (u.host_peer, u.out);
-        self.transmits.push_back((peer, Outgoing::Frame { stream: out, bytes: bytes.clone(), key }));
+        self.transmits.push_back((peer, Outgoing::Frame { stream: out, bytes: bytes.clone(), class }));
         StreamVerdict::Continue
     }
 
