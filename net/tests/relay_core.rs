@@ -1070,3 +1070,56 @@ fn a_lagging_user_drains_then_gets_a_keyframe_that_carries_the_superseded_edits(
     assert!(deliver(&mut h, &mut queues).is_empty());
     assert_eq!(queues.get_mut(&slow).unwrap().pop(stream), Popped::Frame(kb2));
 }
+
+#[test]
+fn users_messages_reach_the_other_users_and_late_joiners() {
+    let mut h = Harness::new();
+    let host = h.host();
+    let (a, ua) = h.client("lab", "ada");
+    let (b, _) = h.client("lab", "bob");
+    let (other, _) = h.client("elsewhere", "eve");
+    h.out.clear();
+    let edit = |retain, body: &'static [u8]| PeerMsg::ToUsers { retain, body: Bytes::from_static(body) };
+    h.send(a, &edit(Retain::Keep(1), b"sel-1"));
+    h.send(a, &edit(Retain::No, b"live"));
+    h.send(a, &edit(Retain::Keep(2), b"ids"));
+    h.send(a, &edit(Retain::Keep(1), b"sel-2"));
+    let from = |body: &'static [u8]| RelayMsg::FromUser { user: ua, body: Bytes::from_static(body) };
+    assert_eq!(h.msgs(b), vec![from(b"sel-1"), from(b"live"), from(b"ids"), from(b"sel-2")]);
+    assert!(h.msgs(a).is_empty(), "the sender does not get its own");
+    assert!(h.msgs(other).is_empty(), "another room hears nothing");
+    // A late joiner gets the kept ones, in the order of their last update.
+    let p = h.connect();
+    h.send(
+        p,
+        &PeerMsg::Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::SessionClient { room: "lab".into(), user: "cy".into() },
+        },
+    );
+    let msgs = h.msgs(p);
+    let replay: Vec<&RelayMsg> = msgs.iter().filter(|m| matches!(m, RelayMsg::FromUser { .. })).collect();
+    assert_eq!(replay, vec![&from(b"ids"), &from(b"sel-2")]);
+    // Forgotten, then not replayed; kept after the sender left.
+    h.send(b, &PeerMsg::ToUsers { retain: Retain::Forget(2), body: Bytes::new() });
+    h.send(a, &PeerMsg::Deactivate { req: 1, instance: InstanceId(77) });
+    h.core.handle_disconnected(a, h.now);
+    h.pump();
+    h.out.clear();
+    let (late, _) = {
+        let p = h.connect();
+        h.send(
+            p,
+            &PeerMsg::Hello {
+                version: PROTOCOL_VERSION,
+                role: Role::SessionClient { room: "lab".into(), user: "dan".into() },
+            },
+        );
+        (p, ())
+    };
+    let replay: Vec<RelayMsg> = h.msgs(late).into_iter().filter(|m| matches!(m, RelayMsg::FromUser { .. })).collect();
+    assert_eq!(replay, vec![from(b"sel-2")]);
+    // Only session clients send it.
+    h.send(host, &edit(Retain::No, b"x"));
+    assert!(h.closed(host).unwrap().contains("not a plugin host message"));
+}

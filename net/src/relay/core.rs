@@ -215,6 +215,8 @@ struct Room {
     instances: BTreeSet<InstanceId>,
     retained_bytes: usize,
     retained_frame_bytes: usize,
+    /// Users' retained messages (`ToUsers`): slot → (order of last update, sender, body).
+    user_retained: BTreeMap<u64, (u64, UserId, Bytes)>,
     /// Room-wide channels (complexes) whose instance stopped: the workspace keeps them, so late
     /// joiners still get their keyframe and the deltas since, under the stopped instance's id.
     orphans: BTreeMap<u32, Orphan>,
@@ -532,6 +534,7 @@ impl RelayCore {
             instances: BTreeSet::new(),
             retained_bytes: 0,
             retained_frame_bytes: 0,
+            user_retained: BTreeMap::new(),
             orphans: BTreeMap::new(),
         });
         room.users.push(user);
@@ -557,8 +560,15 @@ impl RelayCore {
             self.send_user(other, RelayMsg::UserJoined { user: User { id: user, name: name.to_owned() } });
         }
         self.events.push_back(RelayEvent::Joined { peer, role: "session client" });
-        // Late join: replay each instance's retained messages (in the order of their last
-        // update), then each frame channel's keyframe and the deltas since.
+        // Late join: users' retained messages first (the room's ids, users' edits), then each
+        // instance's retained messages (in the order of their last update), then each frame
+        // channel's keyframe and the deltas since.
+        let mut from_users: Vec<(u64, UserId, Bytes)> =
+            self.rooms.get(room_name).map(|r| r.user_retained.values().cloned().collect()).unwrap_or_default();
+        from_users.sort_by_key(|(order, _, _)| *order);
+        for (_, user, body) in from_users {
+            self.send(peer, RelayMsg::FromUser { user, body });
+        }
         for instance in instance_ids {
             self.replay_instance(instance, peer);
         }
@@ -809,7 +819,37 @@ impl RelayCore {
                     self.request_keyframe(instance, channel);
                 }
             }
+            PeerMsg::ToUsers { retain, body } => self.users_message(&room, user, retain, &body),
             other => self.close(peer, format!("{} is not a session client message", other.name())),
+        }
+    }
+
+    /// `ToUsers` from `user`: every other user of the room gets it; kept for late joiners as
+    /// `retain` says, within the room's retained budget (shared with the instances').
+    fn users_message(&mut self, room_name: &str, user: UserId, retain: Retain, body: &Bytes) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        match retain {
+            Retain::No => {}
+            Retain::Keep(slot) => {
+                let old = room.user_retained.get(&slot).map_or(0, |(_, _, b)| b.len());
+                let new_total = room.retained_bytes - old + body.len();
+                if new_total > self.cfg.max_retained_bytes_per_room {
+                    tracing::warn!(%user, slot, room = %room_name, "retained state budget exceeded; message forwarded, not kept");
+                } else {
+                    room.retained_bytes = new_total;
+                    self.next_order += 1;
+                    room.user_retained.insert(slot, (self.next_order, user, body.clone()));
+                }
+            }
+            Retain::Forget(slot) => {
+                if let Some((_, _, b)) = room.user_retained.remove(&slot) {
+                    room.retained_bytes -= b.len();
+                }
+            }
+        }
+        let others: Vec<UserId> = room.users.iter().copied().filter(|u| *u != user).collect();
+        for other in others {
+            self.send_user(other, RelayMsg::FromUser { user, body: body.clone() });
         }
     }
 
