@@ -3,14 +3,18 @@
 //! run.
 //!
 //! ```text
-//! molstream-bench stream [--atoms N] [--hz H] [--seconds S] [--sessions K] [--relay-process] [--json]
+//! molstream-bench stream [--atoms N] [--hz H] [--seconds S] [--sessions K] [--relay-process]
+//!                        [--no-plan-reuse] [--json]
 //! ```
 //!
 //! Everything runs in this process (relay, plugin host, K instances, K session clients) unless
 //! `--relay-process` puts the relay in a child process (this binary again), whose memory is then
 //! reported alone. The structure is the bundled 1hvr tiled to at least N atoms; each instance
 //! plays a precomputed random walk (0.05 Å per step) as position deltas at H frames per second
-//! (0: as fast as it can), answering the relay's keyframe requests for lagging users.
+//! (0: as fast as it can), answering the relay's keyframe requests for lagging users. The
+//! encoders reuse their position plan between deltas (`StreamEncoder::reuse_plan`);
+//! `--no-plan-reuse` makes every delta search its own, as the encoder did before, so both can
+//! be compared with one build on the same machine.
 //!
 //! Figures:
 //! - `p50_us`, `p99_us`, `max_us`: from the instance's `update()` (just before the frame is
@@ -82,6 +86,10 @@ pub struct StreamArgs {
     /// The relay's frame queue per user and channel, MiB (its default: 16).
     #[arg(long, default_value_t = 16)]
     relay_queue_mb: usize,
+    /// Search the position plan on every delta (the encoder before plan reuse), for
+    /// before/after comparisons in one build.
+    #[arg(long)]
+    no_plan_reuse: bool,
     /// Print exactly one JSON object.
     #[arg(long)]
     json: bool,
@@ -117,6 +125,8 @@ const WALK_FRAMES: usize = 64;
 /// What every instance and client of the run share.
 struct Shared {
     complex: Complex,
+    /// Encoders reuse the position plan between deltas (`--no-plan-reuse` turns it off).
+    plan_reuse: bool,
     walk: Vec<Vec<Vec3>>,
     hz: f64,
     seconds: f64,
@@ -172,6 +182,7 @@ async fn stream_positions(shared: &Shared, session: &Session, idx: usize) -> Res
     let stats = &shared.rooms[idx];
     let mut channel = session.open_frames(0).await?;
     let mut enc = StreamEncoder::new(1, 2);
+    enc.reuse_plan = shared.plan_reuse;
     let mut complex = shared.complex.clone();
     let mut buf = Vec::new();
     enc.keyframe(&complex, &mut buf)?;
@@ -418,6 +429,7 @@ async fn tcp_pair(shared: Arc<Shared>) -> Result<(Vec<f64>, f64)> {
             let (mut sock, _) = listener.accept().await?;
             sock.set_nodelay(true)?;
             let mut enc = StreamEncoder::new(1, 2);
+            enc.reuse_plan = shared.plan_reuse;
             let mut buf = Vec::new();
             enc.keyframe(&shared.complex, &mut buf)?;
             sock.write_all(&buf).await?;
@@ -523,6 +535,7 @@ async fn run_async(args: &StreamArgs) -> Result<()> {
     let sessions = args.sessions as usize;
     let shared = Arc::new(Shared {
         complex,
+        plan_reuse: !args.no_plan_reuse,
         walk,
         hz: args.hz,
         seconds: args.seconds,
@@ -618,6 +631,7 @@ async fn run_async(args: &StreamArgs) -> Result<()> {
         "relay_delta_chain_mb": args.relay_delta_chain_mb,
         "relay_queue_mb": args.relay_queue_mb,
         "load_avg_1m": load,
+        "plan_reuse": !args.no_plan_reuse,
         "frames_sent": sent,
         "frames_received": received,
         "frames_coalesced": sent.saturating_sub(received),
@@ -646,7 +660,10 @@ async fn run_async(args: &StreamArgs) -> Result<()> {
         println!("{out}");
     } else {
         let who = if args.relay_process { "relay process" } else { "whole process" };
-        println!("{atoms} atoms, {} Hz, {} s, {sessions} session(s); load {load:.2}", args.hz, args.seconds);
+        println!(
+            "{atoms} atoms, {} Hz, {} s, {sessions} session(s), plan reuse {}; load {load:.2}",
+            args.hz, args.seconds, !args.no_plan_reuse
+        );
         println!(
             "QUIC via relay: p50 {} µs, p99 {} µs, max {} µs; {received}/{sent} frames ({} coalesced, {keyframes} keyframes), {fps:.0} frames/s, {per_atom:.3} B/atom",
             out["p50_us"], out["p99_us"], out["max_us"], out["frames_coalesced"]

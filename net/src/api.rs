@@ -671,9 +671,189 @@ impl ToSession {
     }
 }
 
+/// The keyframe a complex was last rebuilt from (a keyframe, or a topology delta): users'
+/// edits of a complex hold for one epoch, until its publisher sends it anew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Epoch {
+    /// The instance that published it (kept after the instance stopped).
+    pub instance: InstanceId,
+    /// The sequence number of that frame on the complex's stream.
+    pub seq: u32,
+}
+
+/// Users' edits of one complex in one [`Epoch`], whole: the selection they made (if they made
+/// one) and the atoms they moved. Each message carries the whole state, so applying one is
+/// idempotent and the last one wins, for users present and late joiners alike.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ComplexEdits {
+    /// The complex.
+    pub complex: ComplexId,
+    /// The frame the edits apply to.
+    pub epoch: Epoch,
+    /// The complex's selection as users set it: ascending, disjoint `(first atom, count)`
+    /// ranges; `None` while users left the publisher's selection alone.
+    pub selected: Option<Vec<(u32, u32)>>,
+    /// Atoms moved by users, ascending, each once, with their positions.
+    pub moved: Vec<(u32, Vec3)>,
+}
+
+impl ComplexEdits {
+    /// No edits of `complex` in `epoch`.
+    #[must_use]
+    pub fn new(complex: ComplexId, epoch: Epoch) -> Self {
+        Self { complex, epoch, selected: None, moved: Vec::new() }
+    }
+
+    /// Whether nothing is edited.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.selected.is_none() && self.moved.is_empty()
+    }
+}
+
+/// What a session client tells the other users of its room: the body of `ToUsers` /
+/// `FromUser`. The relay keeps these in room slots for late joiners ([`RoomEdit::slot`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEdit {
+    /// Tag 1. The presenter gave out complex ids up to `up_to`: no one gives them again, even
+    /// after a hand-over and even if the complexes never arrive or were removed.
+    IdsReserved {
+        /// The highest id given.
+        up_to: u32,
+    },
+    /// Tag 2. Users' edits of a complex.
+    Complex(ComplexEdits),
+}
+
+/// Room slot of [`RoomEdit::IdsReserved`]: `'I'` in the top byte.
+pub const IDS_SLOT: u64 = 0x49 << 56;
+/// Room slots of [`RoomEdit::Complex`]: `'E'` in the top byte, the complex id below.
+pub const EDITS_SLOT: u64 = 0x45 << 56;
+
+fn get_ranges(r: &mut Reader<'_>) -> Result<Vec<(u32, u32)>, DecodeError> {
+    let ranges = r.list("selection ranges", MAX_IDS, |r| Ok((r.u32("first atom")?, r.u32("atoms")?)))?;
+    let mut end = 0u64;
+    for (i, &(first, n)) in ranges.iter().enumerate() {
+        if n == 0 || (i > 0 && u64::from(first) <= end) {
+            return Err(DecodeError::Invalid {
+                what: "selection ranges",
+                why: "not ascending, disjoint and non-empty",
+            });
+        }
+        end = u64::from(first) + u64::from(n) - 1;
+        if end > u64::from(u32::MAX) {
+            return Err(DecodeError::Invalid { what: "selection ranges", why: "past the largest atom index" });
+        }
+    }
+    Ok(ranges)
+}
+
+impl RoomEdit {
+    /// The room slot it is kept in for late joiners.
+    #[must_use]
+    pub fn slot(&self) -> u64 {
+        match self {
+            Self::IdsReserved { .. } => IDS_SLOT,
+            Self::Complex(e) => EDITS_SLOT | u64::from(e.complex.0),
+        }
+    }
+
+    /// Encodes the body.
+    #[must_use]
+    pub fn encode(&self) -> Bytes {
+        let mut w = Writer::new();
+        match self {
+            Self::IdsReserved { up_to } => {
+                w.u8(1);
+                w.u32(*up_to);
+            }
+            Self::Complex(e) => {
+                w.u8(2);
+                w.u32(e.complex.0);
+                w.u32(e.epoch.instance.0);
+                w.u32(e.epoch.seq);
+                put_opt(&mut w, e.selected.as_ref(), |w, ranges| {
+                    w.list(ranges, |w, (first, n)| {
+                        w.u32(*first);
+                        w.u32(*n);
+                    });
+                });
+                w.list(&e.moved, |w, (atom, p)| {
+                    w.u32(*atom);
+                    put_vec3(w, *p);
+                });
+            }
+        }
+        Bytes::from(w.buf)
+    }
+
+    /// Decodes a body.
+    ///
+    /// # Errors
+    /// Unknown tags, truncation, limits, trailing bytes, selection ranges that are not
+    /// ascending and disjoint, moved atoms not ascending, non-finite positions.
+    pub fn decode(buf: &Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(buf);
+        let m = match r.u8("room edit tag")? {
+            1 => Self::IdsReserved { up_to: r.u32("up to")? },
+            2 => {
+                let complex = ComplexId(r.u32("complex id")?);
+                let epoch = Epoch { instance: InstanceId(r.u32("instance")?), seq: r.u32("seq")? };
+                let selected = get_opt(&mut r, "selection", get_ranges)?;
+                let moved = r.list("moved atoms", MAX_IDS, |r| Ok((r.u32("atom")?, get_vec3(r, "position")?)))?;
+                if moved.windows(2).any(|w| w[0].0 >= w[1].0) {
+                    return Err(DecodeError::Invalid { what: "moved atoms", why: "not ascending" });
+                }
+                Self::Complex(ComplexEdits { complex, epoch, selected, moved })
+            }
+            tag => return Err(DecodeError::UnknownTag { what: "room edit", tag }),
+        };
+        r.finish()?;
+        Ok(m)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_edits_round_trip_and_hostile_ones_fail() {
+        let epoch = Epoch { instance: InstanceId(3), seq: 17 };
+        let edits = [
+            RoomEdit::IdsReserved { up_to: 42 },
+            RoomEdit::Complex(ComplexEdits::new(ComplexId(2), epoch)),
+            RoomEdit::Complex(ComplexEdits {
+                complex: ComplexId(2),
+                epoch,
+                selected: Some(vec![(0, 3), (10, 1), (u32::MAX, 1)]),
+                moved: vec![(1, Vec3::new(1.0, -2.0, 3.5)), (7, Vec3::ZERO)],
+            }),
+        ];
+        for m in edits {
+            let b = m.encode();
+            assert_eq!(RoomEdit::decode(&b).unwrap(), m);
+            for cut in 0..b.len() {
+                assert!(RoomEdit::decode(&b.slice(..cut)).is_err());
+            }
+        }
+        let bad = |selected: Option<Vec<(u32, u32)>>, moved: Vec<(u32, Vec3)>| {
+            RoomEdit::Complex(ComplexEdits { complex: ComplexId(1), epoch, selected, moved }).encode()
+        };
+        for b in [
+            bad(Some(vec![(5, 2), (6, 1)]), vec![]),
+            bad(Some(vec![(5, 0)]), vec![]),
+            bad(Some(vec![(u32::MAX, 2)]), vec![]),
+            bad(None, vec![(3, Vec3::ZERO), (3, Vec3::ONE)]),
+            bad(None, vec![(0, Vec3::new(f32::NAN, 0.0, 0.0))]),
+        ] {
+            assert!(RoomEdit::decode(&b).is_err());
+        }
+        assert_ne!(
+            RoomEdit::IdsReserved { up_to: 1 }.slot(),
+            RoomEdit::Complex(ComplexEdits::new(ComplexId(0), epoch)).slot()
+        );
+    }
 
     #[test]
     fn bodies_round_trip_and_truncations_fail() {

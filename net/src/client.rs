@@ -33,7 +33,7 @@ use molstream_engine::{AtomId, ComplexId};
 
 use crate::api::{Level, ToPlugin, ToSession};
 use crate::conn::{self, ConnError, Control, ControlReceiver, ControlSender};
-use crate::menu::{MenuChange, MenuEvent, MenuId, Menus};
+use crate::menu::{MenuChange, MenuEvent, MenuId, MenuUpdate, Menus};
 use crate::proto::{
     InstanceId, InstanceInfo, PeerMsg, PluginId, PluginInfo, RelayMsg, Role, Scope, StopReason, StreamHead, User,
     UserId,
@@ -70,7 +70,7 @@ pub enum ClientEvent {
         /// Text.
         text: String,
     },
-    /// A menu of an instance changed; its new state is in [`ClientCore::menus`] /
+    /// A menu of an instance changed; its new state is in [`SessionClient::menus`] /
     /// [`SessionClient::menu`].
     Menu {
         /// The instance.
@@ -124,11 +124,12 @@ pub enum Reply {
     Integration(Result<Bytes, String>),
 }
 
-/// The client's protocol state, sans-IO.
+/// The client's protocol state, sans-IO: the room's view. The room's contents (workspace,
+/// shapes, menus, users' edits) are kept once, in the [`RoomScene`] of a client that tracks
+/// the scene, or (menus only) in a lighter store of one that does not ([`SessionClient`]).
 #[derive(Debug, Default)]
 pub struct ClientCore {
     view: RoomView,
-    menus: BTreeMap<InstanceId, Menus>,
 }
 
 impl ClientCore {
@@ -144,30 +145,9 @@ impl ClientCore {
         &self.view
     }
 
-    /// The menus of an instance of the room, as its updates made them.
-    #[must_use]
-    pub fn menus(&self, instance: InstanceId) -> Option<&Menus> {
-        self.menus.get(&instance)
-    }
-
-    fn apply_menu(&mut self, instance: InstanceId, update: &crate::menu::MenuUpdate) -> Option<ClientEvent> {
-        if !self.view.instances.contains_key(&instance) {
-            tracing::debug!(%instance, "menu update of an instance not in the room; ignored");
-            return None;
-        }
-        let menus = self.menus.entry(instance).or_default();
-        match menus.apply(update) {
-            Ok(Some(change)) => Some(ClientEvent::Menu { instance, menu: update.menu(), change }),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::debug!(%instance, error = %e, "menu update does not apply; ignored");
-                None
-            }
-        }
-    }
-
     /// Applies one relay message. Returns the event it makes (if any) and the reply to a
-    /// request (if it answers one).
+    /// request (if it answers one). Menu updates make no event here: they are applied to the
+    /// room's menus where the client keeps them ([`menu_update`]), which makes the event.
     pub fn handle_message(&mut self, msg: RelayMsg) -> (Option<ClientEvent>, Option<(u32, Reply)>) {
         let v = &mut self.view;
         match msg {
@@ -201,7 +181,6 @@ impl ClientCore {
             }
             RelayMsg::InstanceStopped { instance, reason } => {
                 v.instances.remove(&instance);
-                self.menus.remove(&instance);
                 (Some(ClientEvent::InstanceStopped { instance, reason }), None)
             }
             RelayMsg::FromInstance { instance, scope, body } => match ToSession::decode(&body) {
@@ -209,12 +188,13 @@ impl ClientCore {
                     (Some(ClientEvent::Notification { instance, level, text }), None)
                 }
                 Ok(ToSession::IntegrationResult { req, result }) => (None, Some((req, Reply::Integration(result)))),
-                Ok(ToSession::Menu(update)) => (self.apply_menu(instance, &update), None),
+                Ok(ToSession::Menu(_)) => (None, None),
                 Ok(_) | Err(_) => (Some(ClientEvent::Message { instance, scope, body }), None),
             },
             RelayMsg::Activated { req, instance } => (None, Some((req, Reply::Activated(instance)))),
             RelayMsg::RequestFailed { req, reason } => (None, Some((req, Reply::Failed(reason)))),
-            RelayMsg::Pong { .. } | RelayMsg::Welcome { .. } => (None, None),
+            // Users' edits go to the scene (`client/room.rs`).
+            RelayMsg::Pong { .. } | RelayMsg::Welcome { .. } | RelayMsg::FromUser { .. } => (None, None),
             other => {
                 tracing::warn!(?other, "host message received by a session client; ignored");
                 (None, None)
@@ -324,7 +304,78 @@ pub enum ClientError {
 }
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Reply>>>>;
-type SharedMenus = Arc<Mutex<BTreeMap<InstanceId, Menus>>>;
+
+/// A menu update of an instance, if `msg` carries one.
+#[must_use]
+pub fn menu_update(msg: &RelayMsg) -> Option<(InstanceId, MenuUpdate)> {
+    match msg {
+        RelayMsg::FromInstance { instance, body, .. } => match ToSession::decode(body) {
+            Ok(ToSession::Menu(update)) => Some((*instance, update)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Where a client keeps the room's menus: in its [`RoomScene`] when it tracks the scene, else
+/// in a store of its own. One copy either way.
+#[derive(Debug, Clone)]
+enum MenuStore {
+    Scene(Arc<room::Shared>),
+    Light(Arc<Mutex<BTreeMap<InstanceId, Menus>>>),
+}
+
+impl MenuStore {
+    fn apply(&self, instance: InstanceId, update: &MenuUpdate) -> Option<ClientEvent> {
+        let r = match self {
+            Self::Scene(shared) => {
+                let r = shared.scene.lock().map(|mut s| s.apply_menu(instance, update));
+                shared.bump();
+                r.ok()?
+            }
+            Self::Light(m) => m.lock().ok()?.entry(instance).or_default().apply(update),
+        };
+        match r {
+            Ok(Some(change)) => Some(ClientEvent::Menu { instance, menu: update.menu(), change }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(%instance, error = %e, "menu update does not apply; ignored");
+                None
+            }
+        }
+    }
+
+    fn with<T>(&self, instance: InstanceId, f: impl FnOnce(Option<&Menus>) -> T) -> T {
+        match self {
+            Self::Scene(shared) => match shared.scene.lock() {
+                Ok(s) => f(s.menus(instance)),
+                Err(_) => f(None),
+            },
+            Self::Light(m) => match m.lock() {
+                Ok(g) => f(g.get(&instance)),
+                Err(_) => f(None),
+            },
+        }
+    }
+
+    /// The light store forgets an instance's menus (the scene does it itself).
+    fn instance_stopped(&self, instance: InstanceId) {
+        if let Self::Light(m) = self
+            && let Ok(mut g) = m.lock()
+        {
+            g.remove(&instance);
+        }
+    }
+
+    /// A new connection: the room is replayed (the scene is reset by the supervisor).
+    fn clear(&self) {
+        if let Self::Light(m) = self
+            && let Ok(mut g) = m.lock()
+        {
+            g.clear();
+        }
+    }
+}
 
 /// A connected session client. When the connection is lost it reconnects with exponential
 /// backoff (unless [`ClientConfig::reconnect`] is off), joins the same room under the same name
@@ -332,9 +383,10 @@ type SharedMenus = Arc<Mutex<BTreeMap<InstanceId, Menus>>>;
 #[derive(Debug)]
 pub struct SessionClient {
     out: mpsc::Sender<PeerMsg>,
+    duty: room::DutyQueue,
     events: mpsc::UnboundedReceiver<ClientEvent>,
     view: Arc<Mutex<RoomView>>,
-    menus: SharedMenus,
+    menus: MenuStore,
     pending: Pending,
     next_req: u32,
     conn: watch::Receiver<Option<quinn::Connection>>,
@@ -375,12 +427,13 @@ struct Supervisor {
     out_rx: mpsc::Receiver<PeerMsg>,
     events: mpsc::UnboundedSender<ClientEvent>,
     view: Arc<Mutex<RoomView>>,
-    menus: SharedMenus,
+    menus: MenuStore,
     pending: Pending,
     conn: watch::Sender<Option<quinn::Connection>>,
     shutdown: watch::Receiver<bool>,
     scene: Option<Arc<room::Shared>>,
-    out_tx: mpsc::Sender<PeerMsg>,
+    duty: room::DutyQueue,
+    duty_rx: mpsc::UnboundedReceiver<PeerMsg>,
 }
 
 impl Supervisor {
@@ -434,19 +487,27 @@ impl Supervisor {
         if let Ok(mut g) = self.view.lock() {
             g.clone_from(core.view());
         }
-        if let Ok(mut g) = self.menus.lock() {
-            g.clear();
-        }
+        self.menus.clear();
         self.conn.send_replace(Some(conn.clone()));
+        // What the former connection's room tasks left unsent belongs to the room as it was.
+        while self.duty_rx.try_recv().is_ok() {
+            self.duty.pending.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let ctx = self.scene.as_ref().map(|shared| room::Ctx {
             shared: shared.clone(),
-            out: self.out_tx.clone(),
+            out: self.duty.clone(),
             view: self.view.clone(),
             conn: conn.clone(),
         });
         let _frames = ctx.clone().map(|ctx| AbortOnDrop(tokio::spawn(room::accept_frames(ctx))));
         loop {
             tokio::select! {
+                Some(m) = self.duty_rx.recv() => {
+                    self.duty.pending.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = tx.send(&m).await {
+                        return Some(e.to_string());
+                    }
+                }
                 m = self.out_rx.recv() => match m {
                     Some(m) => {
                         if let Err(e) = tx.send(&m).await {
@@ -463,17 +524,20 @@ impl Supervisor {
                         if let Some(ctx) = &ctx {
                             room::on_relay_msg(ctx, &m);
                         }
-                        let (event, reply) = core.handle_message(m);
+                        let menu = menu_update(&m);
+                        let (mut event, reply) = core.handle_message(m);
                         if let Ok(mut g) = self.view.lock() {
                             g.clone_from(core.view());
                         }
-                        if let Some(ClientEvent::Menu { instance, .. } | ClientEvent::InstanceStopped { instance, .. }) = &event
-                            && let Ok(mut g) = self.menus.lock()
-                        {
-                            match core.menus(*instance) {
-                                Some(m) => g.insert(*instance, m.clone()),
-                                None => g.remove(instance),
-                            };
+                        if let Some((instance, update)) = menu {
+                            if core.view().instances.contains_key(&instance) {
+                                event = self.menus.apply(instance, &update);
+                            } else {
+                                tracing::debug!(%instance, "menu update of an instance not in the room; ignored");
+                            }
+                        }
+                        if let Some(ClientEvent::InstanceStopped { instance, .. }) = &event {
+                            self.menus.instance_stopped(*instance);
                         }
                         if let Some((req, reply)) = reply
                             && let Some(tx) = self.pending.lock().ok().and_then(|mut g| g.remove(&req))
@@ -508,14 +572,20 @@ impl SessionClient {
         let (out, out_rx) = mpsc::channel::<PeerMsg>(1024);
         let (ev_tx, events) = mpsc::unbounded_channel();
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
-        let menus: SharedMenus = Arc::new(Mutex::new(BTreeMap::new()));
         let (conn_tx, conn) = watch::channel(Some(first.conn.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let scene =
             cfg.scene.then(|| Arc::new(room::Shared::new(Limits { max_payload: 256 << 20, ..Limits::default() })));
+        let menus = match &scene {
+            Some(shared) => MenuStore::Scene(shared.clone()),
+            None => MenuStore::Light(Arc::default()),
+        };
+        let (duty_tx, duty_rx) = mpsc::unbounded_channel();
+        let duty = room::DutyQueue { tx: duty_tx, pending: Arc::default() };
         let sup = Supervisor {
             scene: scene.clone(),
-            out_tx: out.clone(),
+            duty: duty.clone(),
+            duty_rx,
             endpoint,
             cfg,
             out_rx,
@@ -527,7 +597,7 @@ impl SessionClient {
             shutdown: shutdown_rx,
         };
         let task = tokio::spawn(sup.run(first));
-        Ok(Self { out, events, view, menus, pending, next_req: 1, conn, shutdown, task, scene })
+        Ok(Self { out, duty, events, view, menus, pending, next_req: 1, conn, shutdown, task, scene })
     }
 
     /// The room as of the last message received.
@@ -639,13 +709,13 @@ impl SessionClient {
     /// [`ClientEvent::Menu`] events not yet taken.
     #[must_use]
     pub fn menus(&self, instance: InstanceId) -> Menus {
-        self.menus.lock().ok().and_then(|g| g.get(&instance).cloned()).unwrap_or_default()
+        self.menus.with(instance, |m| m.cloned().unwrap_or_default())
     }
 
     /// One menu of an instance, as of the last message received.
     #[must_use]
     pub fn menu(&self, instance: InstanceId, menu: MenuId) -> Option<crate::menu::Menu> {
-        self.menus.lock().ok().and_then(|g| g.get(&instance).and_then(|m| m.get(menu).cloned()))
+        self.menus.with(instance, |m| m.and_then(|m| m.get(menu).cloned()))
     }
 
     /// Sends this user's action in a menu to its instance (a press, a slider move, a text
@@ -737,32 +807,44 @@ impl SessionClient {
     fn room_ctx(&self) -> Result<room::Ctx, ClientError> {
         let shared = self.scene.clone().ok_or(ClientError::NoScene)?;
         let conn = self.connection().ok_or(ClientError::Disconnected)?;
-        Ok(room::Ctx { shared, out: self.out.clone(), view: self.view.clone(), conn })
+        Ok(room::Ctx { shared, out: self.duty.clone(), view: self.view.clone(), conn })
     }
 
-    /// This user moves atoms of a complex (in this client's copy). As presenter, the reading
-    /// streams on the complex get the new positions and the room's instances are told
-    /// (`ComplexesUpdated`).
+    /// This user moves atoms of a complex. The move reaches every user of the room (their
+    /// [`RoomScene`] shows it; late joiners get it too) and holds over the publishing
+    /// instance's frames until it sends the complex anew. The presenter's client (this one, or
+    /// another user's) feeds the reading streams on the complex and tells the room's instances
+    /// (`ComplexesUpdated` with `by` 0).
     ///
     /// # Errors
-    /// [`ClientError::UnknownComplex`], [`ClientError::NoScene`].
+    /// [`ClientError::UnknownComplex`], [`ClientError::NoScene`], [`ClientError::Failed`] when
+    /// the complex's moved atoms no longer fit one room message (about 70,000 atoms).
     pub async fn move_atoms(&self, complex: ComplexId, moves: &[(AtomId, Vec3)]) -> Result<(), ClientError> {
         let ctx = self.room_ctx()?;
-        if room::move_atoms(&ctx, complex, moves).await { Ok(()) } else { Err(ClientError::UnknownComplex(complex)) }
+        room::move_atoms(&ctx, complex, moves).map_err(|e| edit_error(complex, e))
     }
 
-    /// This user selects (or deselects) atoms of a complex. As presenter, the room's instances
-    /// are told (`SelectionChanged`).
+    /// This user selects (or deselects) atoms of a complex. The selection is the room's: it
+    /// reaches every user (their [`RoomScene`] shows it; late joiners get it too), and the
+    /// presenter's client (this one, or another user's) tells the room's instances
+    /// (`SelectionChanged`).
     ///
     /// # Errors
-    /// [`ClientError::UnknownComplex`], [`ClientError::NoScene`].
+    /// [`ClientError::UnknownComplex`], [`ClientError::NoScene`], [`ClientError::Failed`] when
+    /// the complex's edits no longer fit one room message.
     pub fn select_atoms(&self, complex: ComplexId, atoms: &[AtomId], selected: bool) -> Result<(), ClientError> {
         let ctx = self.room_ctx()?;
-        if room::select_atoms(&ctx, complex, atoms, selected) {
-            Ok(())
-        } else {
-            Err(ClientError::UnknownComplex(complex))
-        }
+        room::select_atoms(&ctx, complex, atoms, selected).map_err(|e| edit_error(complex, e))
+    }
+}
+
+fn edit_error(complex: ComplexId, e: room::EditError) -> ClientError {
+    match e {
+        room::EditError::Unknown => ClientError::UnknownComplex(complex),
+        room::EditError::TooLarge(n) => ClientError::Failed(format!(
+            "the edits of {complex} take {n} bytes, more than one room message holds ({} bytes)",
+            crate::proto::MAX_BODY
+        )),
     }
 }
 

@@ -45,6 +45,8 @@ fn peer_msgs() -> Vec<PeerMsg> {
         PeerMsg::KeyframeWanted { instance: InstanceId(3), channel: 7 },
         PeerMsg::ForgetChannels { instance: InstanceId(3), channels: vec![0x8000_0001, 7] },
         PeerMsg::ForgetChannels { instance: InstanceId(3), channels: vec![] },
+        PeerMsg::ToUsers { retain: Retain::Keep(0x4500_0000_0000_0007), body: Bytes::from_static(b"edit") },
+        PeerMsg::ToUsers { retain: Retain::No, body: Bytes::new() },
     ]
 }
 
@@ -92,6 +94,7 @@ fn relay_msgs() -> Vec<RelayMsg> {
         RelayMsg::Activated { req: 1, instance: InstanceId(5) },
         RelayMsg::RequestFailed { req: 1, reason: "unknown plugin".into() },
         RelayMsg::UplinkKeyframe { instance: InstanceId(5), channel: 3 },
+        RelayMsg::FromUser { user: UserId(3), body: Bytes::from_static(b"edit") },
     ];
     for reason in reasons {
         v.push(RelayMsg::StopInstance { instance: InstanceId(5), reason: reason.clone() });
@@ -153,13 +156,13 @@ fn trailing_bytes_are_an_error() {
 
 #[test]
 fn unknown_tags_are_refused() {
-    for tag in [0u8, 4, 15, 23, 31, 36, 47, 200, 255] {
+    for tag in [0u8, 4, 15, 23, 31, 37, 47, 200, 255] {
         assert_eq!(
             PeerMsg::decode(&Bytes::from(vec![tag, 0, 0, 0])),
             Err(DecodeError::UnknownTag { what: "peer message", tag })
         );
     }
-    for tag in [0u8, 4, 23, 43, 255] {
+    for tag in [0u8, 4, 23, 44, 255] {
         assert!(matches!(RelayMsg::decode(&Bytes::from(vec![tag])), Err(DecodeError::UnknownTag { .. })));
     }
     // Unknown role inside a Hello, unknown retain, unknown stop reason.

@@ -13,7 +13,10 @@ use molstream_net::proto::{
     InstanceId, InstanceInfo, PROTOCOL_VERSION, PeerMsg, PluginId, PluginMeta, RelayMsg, Retain, Role, Scope,
     StopReason, StreamHead, UserId,
 };
-use molstream_net::relay::{InStream, OutStream, Outgoing, PeerId, RelayConfig, RelayCore, RelayEvent, StreamVerdict};
+use molstream_net::relay::{
+    InStream, OutStream, Outgoing, PeerId, PeerQueues, Popped, Pushed, RelayConfig, RelayCore, RelayEvent,
+    StreamVerdict,
+};
 
 const KEY: &str = "correct horse battery staple";
 
@@ -838,11 +841,13 @@ fn retained_frames_are_bounded_per_room_and_released_with_their_instance() {
     let other = h.register(host, "traj2");
     let (a, _) = h.client("lab", "ada");
     let inst = h.activate(a, plugin);
+    let mut streams = Vec::new();
     for channel in 0..3 {
         let s = h.core.handle_stream_opened(host, StreamHead::Frames { instance: inst, channel }, h.now).unwrap();
         let (kh, kb) = frame(FrameKind::Keyframe, 0, 0, b"keyframe");
         assert_eq!(kb.len(), 40);
         h.core.handle_frame(s, &kh, &kb);
+        streams.push(s);
     }
     h.pump();
     assert_eq!(frames_of(&h.take(a)).len(), 3, "every keyframe is forwarded live");
@@ -856,9 +861,31 @@ fn retained_frames_are_bounded_per_room_and_released_with_their_instance() {
             },
         );
         let outs = h.take(p);
-        outs.iter().filter(|o| matches!(o, Outgoing::OpenStream { .. })).count()
+        (p, outs.iter().filter(|o| matches!(o, Outgoing::OpenStream { .. })).count())
     };
-    assert_eq!(join(&mut h, "bob"), 2, "only two channels fit the room's budget");
+    let (bob, opened) = join(&mut h, "bob");
+    assert_eq!(opened, 2, "only two channels fit the room's budget");
+    // The joiner is not left without the third channel: the instance is asked for a fresh
+    // keyframe (once, however many join meanwhile), and the joiner gets it.
+    assert_eq!(h.msgs(host), vec![RelayMsg::SendKeyframe { instance: inst, channel: 2 }]);
+    let (eve, _) = join(&mut h, "eve");
+    assert!(h.msgs(host).is_empty(), "asked once until the keyframe comes");
+    let (dh, db) = frame(FrameKind::PositionDelta, 1, 0, b"d1");
+    h.core.handle_frame(streams[2], &dh, &db);
+    h.pump();
+    assert!(frames_of(&h.take(bob)).is_empty(), "a delta is of no use to a joiner without the keyframe");
+    assert_eq!(frames_of(&h.take(a)), vec![db]);
+    let (kh, kb) = frame(FrameKind::Keyframe, 2, 2, b"fresh-kf");
+    h.core.handle_frame(streams[2], &kh, &kb);
+    h.pump();
+    for p in [bob, eve] {
+        let outs = h.take(p);
+        assert!(
+            outs.iter().any(|o| matches!(o, Outgoing::OpenStream { head: StreamHead::Frames { channel: 2, .. }, .. }))
+        );
+        assert_eq!(frames_of(&outs), vec![kb.clone()]);
+    }
+    h.out.clear();
     // Stopping the instance releases its share: another instance's keyframes are kept again.
     h.send(a, &PeerMsg::Deactivate { req: 1, instance: inst });
     let inst2 = h.activate(a, other);
@@ -867,5 +894,232 @@ fn retained_frames_are_bounded_per_room_and_released_with_their_instance() {
     h.core.handle_frame(s, &kh, &kb);
     h.pump();
     h.out.clear();
-    assert_eq!(join(&mut h, "cy"), 1);
+    assert_eq!(join(&mut h, "cy").1, 1);
+}
+
+/// The driver's part, sans-IO: each peer's frames go into its [`PeerQueues`]; flow control's
+/// verdicts go back to the core as the QUIC driver does. Returns the peers closed, with why.
+fn deliver(h: &mut Harness, queues: &mut HashMap<PeerId, PeerQueues>) -> Vec<(PeerId, String)> {
+    let mut closed = Vec::new();
+    loop {
+        h.pump();
+        let outs: Vec<(PeerId, Vec<Outgoing>)> = h.out.drain().collect();
+        if outs.is_empty() {
+            return closed;
+        }
+        for (peer, list) in outs {
+            for o in list {
+                let q = queues.entry(peer).or_insert_with(|| {
+                    let cfg = h.core.config();
+                    PeerQueues::new(cfg.max_queued_frame_bytes, cfg.max_peer_backlog_bytes)
+                });
+                match o {
+                    Outgoing::OpenStream { stream, .. } => q.open(stream),
+                    Outgoing::Frame { stream, bytes, class } => match q.push(stream, bytes, class) {
+                        Pushed::Dropped { started: true } => h.core.handle_lagging(peer, stream),
+                        Pushed::Overflow { backlog } => h.core.handle_too_slow(peer, format!("too slow: {backlog}")),
+                        _ => {}
+                    },
+                    Outgoing::FinishStream { stream } => q.finish(stream),
+                    Outgoing::Close { reason } => closed.push((peer, reason)),
+                    // Control messages are kept for the assertions.
+                    Outgoing::Message(m) => CONTROL.with(|c| c.borrow_mut().push((peer, m))),
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    static CONTROL: std::cell::RefCell<Vec<(PeerId, RelayMsg)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn control_to(peer: PeerId) -> Vec<RelayMsg> {
+    CONTROL.with(|c| {
+        let mut all = c.borrow_mut();
+        let (mine, rest): (Vec<_>, Vec<_>) = all.drain(..).partition(|(p, _)| *p == peer);
+        *all = rest;
+        mine.into_iter().map(|(_, m)| m).collect()
+    })
+}
+
+/// Everything a writer would write on every stream of `peer` now (a reader that keeps up).
+fn drain_all(q: &mut PeerQueues, streams: &[OutStream]) -> Vec<Bytes> {
+    let mut got = Vec::new();
+    for s in streams {
+        while let Popped::Frame(b) = q.pop(*s) {
+            got.push(b);
+        }
+    }
+    got
+}
+
+#[test]
+fn a_stalled_user_loses_no_ordered_frame_and_is_closed_past_the_hard_bound() {
+    // Soft bound 200 bytes of deltas per stream, hard bound 1000 bytes of backlog per peer.
+    let cfg = RelayConfig {
+        plugin_key: KEY.into(),
+        max_queued_frame_bytes: 200,
+        max_peer_backlog_bytes: 1000,
+        ..RelayConfig::default()
+    };
+    let mut h = Harness::with(cfg);
+    let host = h.host();
+    let plugin = h.register(host, "edits");
+    let (fast, _) = h.client("lab", "fast");
+    let (slow, _) = h.client("lab", "slow");
+    let inst = h.activate(fast, plugin);
+    let mut queues: HashMap<PeerId, PeerQueues> = HashMap::new();
+    let positions =
+        h.core.handle_stream_opened(host, StreamHead::Frames { instance: inst, channel: 1 }, h.now).unwrap();
+    let shapes = h.core.handle_stream_opened(host, StreamHead::Frames { instance: inst, channel: 2 }, h.now).unwrap();
+    let mut sent_shapes = Vec::new();
+    let mut sent_positions = Vec::new();
+    let send = |h: &mut Harness, s: InStream, f: (FrameHeader, Bytes), log: &mut Vec<Bytes>| {
+        assert_eq!(h.core.handle_frame(s, &f.0, &f.1), StreamVerdict::Continue);
+        log.push(f.1);
+    };
+    send(&mut h, positions, frame(FrameKind::Keyframe, 0, 0, b"key"), &mut sent_positions);
+    send(&mut h, shapes, frame(FrameKind::Shapes, 0, 0, b"all shapes"), &mut sent_shapes);
+    assert!(deliver(&mut h, &mut queues).is_empty());
+    // Stream handles are small numbers: a writer for each (popping an unknown one is a no-op).
+    let fast_streams: Vec<OutStream> = (1..64).map(OutStream).collect();
+    let mut fast_got = drain_all(queues.get_mut(&fast).unwrap(), &fast_streams);
+    // The stalled user reads nothing from here on. 40-byte frames: position deltas and shape
+    // deltas interleaved, 10 of each (800 bytes of deltas, the hard bound not reached).
+    for seq in 1..=10u32 {
+        send(&mut h, positions, frame(FrameKind::PositionDelta, seq, seq - 1, b"posi"), &mut sent_positions);
+        send(&mut h, shapes, frame(FrameKind::ShapeDelta, seq, seq - 1, b"edit"), &mut sent_shapes);
+        assert!(deliver(&mut h, &mut queues).is_empty(), "nobody closed below the hard bound");
+        fast_got.extend(drain_all(queues.get_mut(&fast).unwrap(), &fast_streams));
+    }
+    // The fast user got every frame of both channels, in order.
+    let of = |got: &[Bytes], sent: &[Bytes]| got.iter().filter(|b| sent.contains(b)).cloned().collect::<Vec<_>>();
+    assert_eq!(of(&fast_got, &sent_positions), sent_positions);
+    assert_eq!(of(&fast_got, &sent_shapes), sent_shapes);
+    // The stalled user: position deltas past the soft bound were coalesced (dropped, the
+    // stream lags); no shape delta was dropped.
+    let q = &queues[&slow];
+    assert!(q.stats().coalesced > 0);
+    assert_eq!(q.stats().superseded, 0);
+    let held = q.backlog();
+    assert!(held > 0 && held <= 1000, "backlog {held}");
+    // Shape deltas go on: past the hard bound the stalled user is closed, with the reason;
+    // the host and the fast user are not.
+    let mut closed = Vec::new();
+    for seq in 11..=40u32 {
+        send(&mut h, shapes, frame(FrameKind::ShapeDelta, seq, seq - 1, b"edit"), &mut sent_shapes);
+        closed.extend(deliver(&mut h, &mut queues));
+        fast_got.extend(drain_all(queues.get_mut(&fast).unwrap(), &fast_streams));
+        if !closed.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0].0, slow);
+    assert!(closed[0].1.starts_with("too slow"), "{}", closed[0].1);
+    assert!(control_to(fast).iter().any(|m| matches!(m, RelayMsg::UserLeft { .. })));
+    // The room goes on for the fast user.
+    send(&mut h, shapes, frame(FrameKind::ShapeDelta, 99, 40, b"late"), &mut sent_shapes);
+    assert!(deliver(&mut h, &mut queues).is_empty());
+    fast_got.extend(drain_all(queues.get_mut(&fast).unwrap(), &fast_streams));
+    let shapes_got = of(&fast_got, &sent_shapes);
+    assert_eq!(shapes_got.last(), sent_shapes.last());
+    assert_eq!(shapes_got.len(), sent_shapes.len());
+}
+
+#[test]
+fn a_lagging_user_drains_then_gets_a_keyframe_that_carries_the_superseded_edits() {
+    let cfg = RelayConfig { plugin_key: KEY.into(), max_queued_frame_bytes: 100, ..RelayConfig::default() };
+    let mut h = Harness::with(cfg);
+    let host = h.host();
+    let plugin = h.register(host, "traj");
+    let (slow, _) = h.client("lab", "slow");
+    let inst = h.activate(slow, plugin);
+    let mut queues: HashMap<PeerId, PeerQueues> = HashMap::new();
+    let s = h.core.handle_stream_opened(host, StreamHead::Frames { instance: inst, channel: 0 }, h.now).unwrap();
+    let (kh, kb) = frame(FrameKind::Keyframe, 0, 0, b"key");
+    h.core.handle_frame(s, &kh, &kb);
+    // Deltas until the user lags (each 40 bytes: the third passes the 100-byte soft bound).
+    for seq in 1..=3 {
+        let (fh, fb) = frame(FrameKind::PositionDelta, seq, seq - 1, b"pos!");
+        h.core.handle_frame(s, &fh, &fb);
+    }
+    // An attribute frame (ordered) on the lagging stream: the keyframe the user waits for
+    // carries it, so it is not queued behind a broken chain.
+    let (ah, ab) = frame(FrameKind::AtomAttributes, 4, 3, b"attr");
+    h.core.handle_frame(s, &ah, &ab);
+    assert!(deliver(&mut h, &mut queues).is_empty());
+    let q = queues.get_mut(&slow).unwrap();
+    assert_eq!((q.stats().coalesced, q.stats().superseded), (1, 1));
+    assert!(control_to(host).is_empty(), "no keyframe asked while the queue is full");
+    let stream =
+        OutStream((0..64).find(|i| !matches!(q.pop(OutStream(*i)), Popped::Finished)).expect("the user's stream"));
+    // Drain: the writer reports it once, and the core asks the instance for a keyframe.
+    let mut last = q.pop(stream);
+    while let Popped::Frame(_) = last {
+        last = q.pop(stream);
+    }
+    assert_eq!(last, Popped::Empty { report_drained: true });
+    assert_eq!(q.pop(stream), Popped::Empty { report_drained: false });
+    h.core.handle_drained(slow, stream);
+    assert!(deliver(&mut h, &mut queues).is_empty());
+    assert_eq!(control_to(host), vec![RelayMsg::SendKeyframe { instance: inst, channel: 0 }]);
+    let (kh, kb2) = frame(FrameKind::Keyframe, 5, 5, b"key5");
+    h.core.handle_frame(s, &kh, &kb2);
+    assert!(deliver(&mut h, &mut queues).is_empty());
+    assert_eq!(queues.get_mut(&slow).unwrap().pop(stream), Popped::Frame(kb2));
+}
+
+#[test]
+fn users_messages_reach_the_other_users_and_late_joiners() {
+    let mut h = Harness::new();
+    let host = h.host();
+    let (a, ua) = h.client("lab", "ada");
+    let (b, _) = h.client("lab", "bob");
+    let (other, _) = h.client("elsewhere", "eve");
+    h.out.clear();
+    let edit = |retain, body: &'static [u8]| PeerMsg::ToUsers { retain, body: Bytes::from_static(body) };
+    h.send(a, &edit(Retain::Keep(1), b"sel-1"));
+    h.send(a, &edit(Retain::No, b"live"));
+    h.send(a, &edit(Retain::Keep(2), b"ids"));
+    h.send(a, &edit(Retain::Keep(1), b"sel-2"));
+    let from = |body: &'static [u8]| RelayMsg::FromUser { user: ua, body: Bytes::from_static(body) };
+    assert_eq!(h.msgs(b), vec![from(b"sel-1"), from(b"live"), from(b"ids"), from(b"sel-2")]);
+    assert!(h.msgs(a).is_empty(), "the sender does not get its own");
+    assert!(h.msgs(other).is_empty(), "another room hears nothing");
+    // A late joiner gets the kept ones, in the order of their last update.
+    let p = h.connect();
+    h.send(
+        p,
+        &PeerMsg::Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::SessionClient { room: "lab".into(), user: "cy".into() },
+        },
+    );
+    let msgs = h.msgs(p);
+    let replay: Vec<&RelayMsg> = msgs.iter().filter(|m| matches!(m, RelayMsg::FromUser { .. })).collect();
+    assert_eq!(replay, vec![&from(b"ids"), &from(b"sel-2")]);
+    // Forgotten, then not replayed; kept after the sender left.
+    h.send(b, &PeerMsg::ToUsers { retain: Retain::Forget(2), body: Bytes::new() });
+    h.send(a, &PeerMsg::Deactivate { req: 1, instance: InstanceId(77) });
+    h.core.handle_disconnected(a, h.now);
+    h.pump();
+    h.out.clear();
+    let (late, _) = {
+        let p = h.connect();
+        h.send(
+            p,
+            &PeerMsg::Hello {
+                version: PROTOCOL_VERSION,
+                role: Role::SessionClient { room: "lab".into(), user: "dan".into() },
+            },
+        );
+        (p, ())
+    };
+    let replay: Vec<RelayMsg> = h.msgs(late).into_iter().filter(|m| matches!(m, RelayMsg::FromUser { .. })).collect();
+    assert_eq!(replay, vec![from(b"sel-2")]);
+    // Only session clients send it.
+    h.send(host, &edit(Retain::No, b"x"));
+    assert!(h.closed(host).unwrap().contains("not a plugin host message"));
 }

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use molstream_engine::codec::Limits;
+use molstream_engine::codec::header::{FrameHeader, FrameKind, seal};
 use molstream_engine::codec::stream::{FrameReader, StreamDecoder, StreamEncoder};
 use molstream_engine::io::{LoadOptions, load_file};
+use molstream_net::client::{ClientConfig, ClientEvent, SessionClient};
 use molstream_net::conn::{self, ConnError, Control};
 use molstream_net::proto::{
     PeerMsg, PluginId, PluginMeta, RelayMsg, Retain, Role, Scope, StopReason, StreamHead, UserId,
@@ -309,18 +311,28 @@ async fn oversized_hello_and_silent_peers_are_closed() {
     relay.server.shutdown().await;
 }
 
+fn start_relay_with(cfg: RelayConfig) -> Relay {
+    let (identity, _, _) = RelayIdentity::generate().unwrap();
+    let server =
+        RelayServer::start(cfg, &identity, "127.0.0.1:0".parse().unwrap(), &TransportSettings::default()).unwrap();
+    Relay { pin: Trust::Pinned(server.fingerprint()), server }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_user_flooding_a_stalled_host_is_bounded_and_nobody_is_closed() {
-    let relay = start_relay();
+async fn inputs_to_a_stalled_host_are_never_dropped_and_past_the_bound_it_is_closed() {
+    // 40 MiB of control messages may wait for one peer.
+    let cfg = RelayConfig { plugin_key: KEY.into(), max_control_queue_bytes: 40 << 20, ..RelayConfig::default() };
+    let relay = start_relay_with(cfg);
     let mut h = host(&relay).await;
     let plugin = register(&mut h, "stalled").await;
-    let (mut a, _) = client(&relay, "lab", "ada").await;
+    let (mut a, ua) = client(&relay, "lab", "ada").await;
     send(&mut a, &PeerMsg::Activate { req: 1, plugin }).await;
     let RelayMsg::StartInstance { instance, .. } = recv(&mut h).await else { panic!() };
-    // The host stops reading; the user sends 24 MiB of input to its instance.
-    let body = Bytes::from(vec![7u8; 1_000_000]);
-    for _ in 0..24 {
-        send(&mut a, &PeerMsg::ToInstance { instance, body: body.clone() }).await;
+    // The host stops reading; the user sends 24 MiB of input to its instance (a menu event
+    // each, say).
+    let body = |i: u8| Bytes::from(vec![i; 1_000_000]);
+    for i in 0..24 {
+        send(&mut a, &PeerMsg::ToInstance { instance, body: body(i) }).await;
     }
     send(&mut a, &PeerMsg::Ping { nonce: 1 }).await;
     loop {
@@ -328,22 +340,170 @@ async fn a_user_flooding_a_stalled_host_is_bounded_and_nobody_is_closed() {
             break;
         }
     }
-    // The host reads again: it got part of the flood (the relay dropped the rest once 16 MiB
-    // were queued for it) and is still connected.
+    // The host reads again: every input arrives, in order, and it is still connected.
     send(&mut h, &PeerMsg::Ping { nonce: 2 }).await;
-    let mut inputs = 0;
+    let mut inputs = Vec::new();
     loop {
         match recv(&mut h).await {
-            RelayMsg::InstanceInput { .. } => inputs += 1,
+            RelayMsg::InstanceInput { from, body, .. } => {
+                assert_eq!(from, ua);
+                inputs.push(body[0]);
+            }
             RelayMsg::Pong { nonce: 2 } => break,
             other => panic!("{other:?}"),
         }
     }
-    assert!(inputs > 0 && inputs < 24, "{inputs} of 24 inputs delivered");
-    send(&mut a, &PeerMsg::ToInstance { instance, body: Bytes::from_static(b"after") }).await;
-    assert_eq!(
-        recv(&mut h).await,
-        RelayMsg::InstanceInput { instance, from: UserId(1), body: Bytes::from_static(b"after") }
-    );
+    assert_eq!(inputs, (0..24).collect::<Vec<u8>>(), "every input, in order");
+    // Stalled again, past the bound: the host is closed with the reason; the user is not.
+    for i in 0..64 {
+        send(&mut a, &PeerMsg::ToInstance { instance, body: body(i) }).await;
+    }
+    let reason = closed_reason(&mut h).await;
+    assert!(reason.starts_with("too slow") && reason.contains("control messages"), "{reason}");
+    loop {
+        match recv(&mut a).await {
+            RelayMsg::InstanceStopped { reason: StopReason::PluginStopped, .. } => break,
+            RelayMsg::Plugins { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    send(&mut a, &PeerMsg::Ping { nonce: 3 }).await;
+    assert!(matches!(recv(&mut a).await, RelayMsg::Pong { nonce: 3 } | RelayMsg::Plugins { .. }));
+    relay.server.shutdown().await;
+}
+
+/// A frame of `kind` with a `len`-byte payload (the relay reads headers only).
+fn raw_frame(kind: FrameKind, seq: u32, base: u32, len: usize) -> Vec<u8> {
+    let h = FrameHeader {
+        kind,
+        precision: 2,
+        flags: 0,
+        stream_id: 1,
+        seq,
+        base_seq: base,
+        atom_count: 1,
+        payload_len: 0,
+        checksum: 0,
+    };
+    let mut out = Vec::new();
+    seal(h, &vec![(seq % 251) as u8; len], false, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_gets_every_shape_edit_or_is_told_why_it_was_cut_off() {
+    // Soft bound 64 KiB of deltas per stream, hard bound 256 KiB of backlog per peer.
+    let cfg = RelayConfig {
+        plugin_key: KEY.into(),
+        max_queued_frame_bytes: 64 << 10,
+        max_peer_backlog_bytes: 256 << 10,
+        ..RelayConfig::default()
+    };
+    let relay = start_relay_with(cfg);
+    let mut h = host(&relay).await;
+    let plugin = register(&mut h, "shapes").await;
+    let (mut fast, _) = client(&relay, "lab", "fast").await;
+    // The stalled user: a session client that never reads its frame streams.
+    let stalled_cfg =
+        ClientConfig { reconnect: false, ..ClientConfig::new(relay.server.local_addr(), relay.pin, "lab", "stalled") };
+    let mut stalled = timeout(T, SessionClient::connect(stalled_cfg)).await.unwrap().unwrap();
+    send(&mut fast, &PeerMsg::Activate { req: 1, plugin }).await;
+    let RelayMsg::StartInstance { instance, .. } = recv(&mut h).await else { panic!() };
+    // A full shape frame, then 400 shape deltas of 8 KiB (3.2 MiB: more than the stalled
+    // user's QUIC windows and the relay's bounds).
+    let mut frames = vec![raw_frame(FrameKind::Shapes, 0, 0, 100)];
+    for seq in 1..=400u32 {
+        frames.push(raw_frame(FrameKind::ShapeDelta, seq, seq - 1, 8 << 10));
+    }
+    let wire: Vec<u8> = frames.concat();
+    let mut up = h.conn.open_uni().await.unwrap();
+    conn::write_head(&mut up, &StreamHead::Frames { instance, channel: 7 }).await.unwrap();
+    // The fast user reads as the frames come, and says how far it got (the plugin writes at
+    // that pace: the point is the stalled user, not a burst larger than the bounds).
+    let (progress, mut read) = tokio::sync::watch::channel(0usize);
+    let fast_reader = tokio::spawn(async move {
+        let mut down = timeout(T, fast.conn.accept_uni()).await.unwrap().unwrap();
+        assert_eq!(conn::read_head(&mut down).await.unwrap(), StreamHead::Frames { instance, channel: 7 });
+        let mut got = Vec::new();
+        let limits = Limits::default();
+        for i in 0..401 {
+            let (_, b) = timeout(T, conn::read_frame(&mut down, &limits)).await.unwrap().unwrap().unwrap();
+            got.extend_from_slice(&b);
+            progress.send_replace(i + 1);
+        }
+        (fast, got)
+    });
+    for (i, chunk) in frames.chunks(16).enumerate() {
+        up.write_all(&chunk.concat()).await.unwrap();
+        let sent = (i * 16 + chunk.len()).saturating_sub(8);
+        timeout(T, read.wait_for(|n| *n >= sent)).await.unwrap().unwrap();
+    }
+    // The fast user gets every frame, byte for byte and in order.
+    let (_fast, got) = timeout(T, fast_reader).await.unwrap().unwrap();
+    assert_eq!(got, wire);
+    // The stalled one is cut off, and told why.
+    let reason = timeout(T, async {
+        loop {
+            match stalled.next_event().await {
+                Some(ClientEvent::Disconnected(r)) => return r,
+                Some(_) => {}
+                None => panic!("no disconnection reported"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(reason.contains("too slow") && reason.contains("never dropped"), "{reason}");
+    relay.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_of_a_position_stream_is_coalesced_not_cut_off() {
+    let cfg = RelayConfig {
+        plugin_key: KEY.into(),
+        max_queued_frame_bytes: 64 << 10,
+        max_peer_backlog_bytes: 256 << 10,
+        ..RelayConfig::default()
+    };
+    let relay = start_relay_with(cfg);
+    let mut h = host(&relay).await;
+    let plugin = register(&mut h, "traj").await;
+    let (mut a, _) = client(&relay, "lab", "ada").await;
+    send(&mut a, &PeerMsg::Activate { req: 1, plugin }).await;
+    let RelayMsg::StartInstance { instance, .. } = recv(&mut h).await else { panic!() };
+    // Ada reads nothing of the 3.2 MiB of position deltas.
+    let mut wire = raw_frame(FrameKind::Keyframe, 0, 0, 100);
+    for seq in 1..=400u32 {
+        wire.extend(raw_frame(FrameKind::PositionDelta, seq, seq - 1, 8 << 10));
+    }
+    let mut up = h.conn.open_uni().await.unwrap();
+    conn::write_head(&mut up, &StreamHead::Frames { instance, channel: 0 }).await.unwrap();
+    up.write_all(&wire).await.unwrap();
+    up.finish().unwrap();
+    // The relay keeps her connected: a ping still answers.
+    send(&mut a, &PeerMsg::Ping { nonce: 9 }).await;
+    loop {
+        match recv(&mut a).await {
+            RelayMsg::Pong { nonce: 9 } => break,
+            RelayMsg::InstanceStarted { .. } | RelayMsg::Activated { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // The queue drains (into QUIC's buffers, then as she reads): the instance is asked for a
+    // keyframe, once. She got a prefix of the deltas; the rest were coalesced.
+    let reader = tokio::spawn(async move {
+        let mut down = timeout(T, a.conn.accept_uni()).await.unwrap().unwrap();
+        conn::read_head(&mut down).await.unwrap();
+        let limits = Limits::default();
+        let mut frames = 0;
+        // The end of what was queued for her shows as a pause (this read is abandoned there).
+        while let Ok(Ok(Some(_))) = timeout(Duration::from_millis(500), conn::read_frame(&mut down, &limits)).await {
+            frames += 1;
+        }
+        (a, frames)
+    });
+    assert_eq!(recv(&mut h).await, RelayMsg::SendKeyframe { instance, channel: 0 });
+    let (_a, frames) = reader.await.unwrap();
+    assert!(frames > 1 && frames < 401, "{frames} of 401 frames");
     relay.server.shutdown().await;
 }

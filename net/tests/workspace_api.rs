@@ -163,8 +163,8 @@ async fn workspace_and_services_end_to_end() {
     // The URL went to the presenter only.
     assert!(!bob.with_scene(|s| s.effects().iter().any(|e| matches!(e, Effect::OpenUrl { .. }))).unwrap());
 
-    // The presenter's user selects and moves atoms: the instance is told. Bob is not the
-    // presenter: his selection stays his.
+    // The presenter's user selects and moves atoms: the instance is told. So it is when Bob,
+    // who does not present, selects: the selection is the room's (see `user_edits_…` below).
     ada.select_atoms(id1, &[AtomId(0), AtomId(1), AtomId(2)], true).unwrap();
     w.seen(me, &Seen::Selection(id1)).await;
     assert_eq!(
@@ -172,9 +172,10 @@ async fn workspace_and_services_end_to_end() {
         Some(3)
     );
     bob.select_atoms(id2, &[AtomId(0)], true).unwrap();
+    w.seen(me, &Seen::Selection(id2)).await;
     ada.move_atoms(id3, &[(AtomId(0), Vec3::splat(1.0))]).await.unwrap();
     w.seen(me, &Seen::Updated(vec![id3])).await;
-    assert_eq!(w.count(me, |e| matches!(e, Seen::Selection(_))), 1);
+    assert_eq!(w.count(me, |e| matches!(e, Seen::Selection(_))), 2);
 
     // Remove a complex: gone for everyone; the instance is told.
     s.remove_complexes(&[id3]).await.unwrap();
@@ -226,5 +227,168 @@ async fn workspace_and_services_end_to_end() {
     assert_eq!(ids(&ada), vec![id1, id4]);
 
     drop((ada, bob, carol, dave));
+    w.stop().await;
+}
+
+/// A complex whose keyframe does not fit the room's retained-frame budget still reaches a late
+/// joiner: the relay asks the instance for a fresh keyframe when the user joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_gets_a_complex_the_relay_could_not_keep() {
+    use molstream_net::relay::RelayConfig;
+    let cfg = RelayConfig {
+        plugin_key: common::KEY.into(),
+        max_retained_frame_bytes_per_room: 1024,
+        ..RelayConfig::default()
+    };
+    let mut w = World::with(cfg).await;
+    let mut ada = w.client("lab", "ada").await;
+    let s = w.activate(&mut ada).await;
+    let id = s.load_file("1hvr.pdb", &std::fs::read(asset("1hvr.pdb")).unwrap()).await.unwrap();
+    ada.wait_for(T, |s| has(s, id, 1890)).await.unwrap();
+    let bob = w.client("lab", "bob").await;
+    bob.wait_for(T, |s| has(s, id, 1890)).await.unwrap();
+    let same = |c: &SessionClient| c.with_scene(|s| s.complex(id).unwrap().current().positions.to_vec()).unwrap();
+    assert_eq!(same(&ada), same(&bob));
+    drop((ada, bob));
+    w.stop().await;
+}
+
+/// The presenter loads complexes and leaves; other users become the workspace's owner in turn
+/// and plugins add complexes: every id is new (one that was given and removed before a
+/// presenter joined included), and every client holds the same complexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complex_ids_stay_unique_after_the_presenter_hands_over() {
+    let mut w = World::start().await;
+    let mut ada = w.client("lab", "ada").await;
+    let bob = w.client("lab", "bob").await;
+    let s = w.activate(&mut ada).await;
+    let pdb = std::fs::read(asset("1hvr.pdb")).unwrap();
+    let first = [s.load_file("a.pdb", &pdb).await.unwrap(), s.load_file("b.pdb", &pdb).await.unwrap()];
+    // The highest id so far is removed again: it is spent all the same.
+    let gone = s.load_file("c.pdb", &pdb).await.unwrap();
+    s.remove_complexes(&[gone]).await.unwrap();
+    bob.wait_for(T, |s| (has(s, first[1], 1890).is_some() && s.complex(gone).is_none()).then_some(())).await.unwrap();
+    // Carol joins after the removal: she never saw `gone`.
+    let mut carol = w.client("lab", "carol").await;
+    carol.wait_for(T, |s| has(s, first[0], 1890).and(has(s, first[1], 1890))).await.unwrap();
+    // Ada (the presenter) leaves, then bob: carol owns the workspace.
+    drop(ada);
+    drop(bob);
+    timeout(T, async {
+        while carol.view().presenter != carol.view().you {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let s2 = w.activate(&mut carol).await;
+    let added = s2.load_file("d.pdb", &pdb).await.unwrap();
+    assert!(!first.contains(&added) && added != gone, "{added} was given before ({first:?}, {gone})");
+    let again = s2.load_file("e.pdb", &pdb).await.unwrap();
+    assert!(!first.contains(&again) && again != gone && again != added, "{again} was given before");
+    // A late joiner holds the same complexes as carol (they come on streams of their own, in
+    // any order: wait for all of them).
+    let mut want = vec![first[0], first[1], added, again];
+    want.sort();
+    carol.wait_for(T, |s| want.iter().all(|id| has(s, *id, 1890).is_some()).then_some(())).await.unwrap();
+    assert_eq!(ids(&carol), want);
+    let dave = w.client("lab", "dave").await;
+    dave.wait_for(T, |s| want.iter().all(|id| has(s, *id, 1890).is_some()).then_some(())).await.unwrap();
+    assert_eq!(ids(&dave), want);
+    // Dave knows the ids given: were he to present, he would not give them again.
+    assert_eq!(dave.with_scene(RoomScene::ids_reserved), Some(again.0));
+    drop((carol, dave));
+    w.stop().await;
+}
+
+fn selected_atoms(s: &RoomScene, id: ComplexId) -> Option<Vec<usize>> {
+    let c = s.complex(id)?;
+    let sel: Vec<usize> =
+        c.current().display.selected.iter().enumerate().filter(|(_, x)| **x).map(|(i, _)| i).collect();
+    // The GPU buffers show the same selection.
+    let flags: Vec<usize> = s
+        .scene_complex(id)?
+        .buffers
+        .atoms
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.flags & molstream_engine::gpu::ATOM_FLAG_SELECTED != 0)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(sel, flags);
+    Some(sel)
+}
+
+fn position(s: &RoomScene, id: ComplexId, atom: usize) -> Option<Vec3> {
+    let p = s.complex(id)?.current().positions[atom];
+    let gpu = Vec3::from_array(s.scene_complex(id)?.buffers.atoms[atom].position);
+    assert_eq!(p, gpu, "the workspace and the GPU buffer agree");
+    Some(p)
+}
+
+/// Users' selections and moves are the room's: they reach every other user's scene (and late
+/// joiners), and the presenter's client tells the instances and feeds their reading streams,
+/// whoever made them, until the publisher sends the complex anew (`tests/room_scene.rs` has
+/// the rules without sockets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_edits_reach_the_instances_and_every_other_user() {
+    let mut w = World::start().await;
+    let mut ada = w.client("lab", "ada").await;
+    let bob = w.client("lab", "bob").await;
+    let s = w.activate(&mut ada).await;
+    let me = s.instance();
+    let id = s.load_file("1hvr.pdb", &std::fs::read(asset("1hvr.pdb")).unwrap()).await.unwrap();
+    for c in [&ada, &bob] {
+        c.wait_for(T, |s| has(s, id, 1890)).await.unwrap();
+    }
+    let hvr = load("1hvr.pdb");
+    let mut reading = s.create_reading_stream(id, &[AtomId(5), AtomId(6)]).await.unwrap();
+    timeout(T, reading.next()).await.unwrap().unwrap();
+
+    // Bob, who does not present, selects: ada's scene shows it, and the instance is told (by
+    // ada's client, the presenter's).
+    bob.select_atoms(id, &[AtomId(0), AtomId(1), AtomId(2)], true).unwrap();
+    ada.wait_for(T, |s| (selected_atoms(s, id)? == [0, 1, 2]).then_some(())).await.unwrap();
+    w.seen(me, &Seen::Selection(id)).await;
+    // Ada deselects one: bob's scene follows.
+    ada.select_atoms(id, &[AtomId(1)], false).unwrap();
+    bob.wait_for(T, |s| (selected_atoms(s, id)? == [0, 2]).then_some(())).await.unwrap();
+
+    // Bob moves an atom: ada's scene shows it, the instance is told and its reading stream
+    // gets the position.
+    let to = Vec3::new(1.0, 2.0, 3.0);
+    bob.move_atoms(id, &[(AtomId(5), to)]).await.unwrap();
+    ada.wait_for(T, |s| (position(s, id, 5)? == to).then_some(())).await.unwrap();
+    w.seen(me, &Seen::Updated(vec![id])).await;
+    let got = timeout(T, async {
+        loop {
+            let got = reading.next().await.unwrap();
+            if (got[0] - to).abs().max_element() <= 0.0005 {
+                return got;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!((got[1] - hvr.current().positions[6]).abs().max_element() <= 0.0005);
+
+    // A late joiner gets the users' edits with the complex.
+    let carol = w.client("lab", "carol").await;
+    carol.wait_for(T, |s| (position(s, id, 5)? == to && selected_atoms(s, id)? == [0, 2]).then_some(())).await.unwrap();
+
+    // The instance sends the complex anew: the users' edits were of the former one and go,
+    // for everyone.
+    let mut fresh = hvr.clone();
+    fresh.id = id;
+    s.update_structures_deep(&[fresh]).await.unwrap();
+    for c in [&ada, &bob, &carol] {
+        c.wait_for(T, |s| {
+            let back = (position(s, id, 5)? - hvr.current().positions[5]).abs().max_element() <= 0.0005;
+            (back && selected_atoms(s, id)?.is_empty() && s.edits(id).is_none()).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+    drop((ada, bob, carol));
     w.stop().await;
 }

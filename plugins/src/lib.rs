@@ -8,6 +8,7 @@
 //! | [`loader`] | Structure loader | loads PDB/mmCIF files (the bundled 1hvr by default) into the session |
 //! | [`trajectory`] | Trajectory streamer | plays `adk_oplsaa.xtc` (when the shared data is there) or the bundled NMR ensemble as a position stream |
 //! | [`shapes_demo`] | Shapes demo | spheres on ligand atoms, dashed lines for hydrogen bonds found by distance, labels, a box mesh |
+//! | [`menu_demo`] | Menu demo | a menu with every element kind (labels, buttons, slider, text input, dropdown, list, image, loading bar) and every kind of update |
 //! | [`minimizer`] | Minimizer | a steepest-descent "minimization" integration that streams positions while it runs |
 //!
 //! Each module has a plugin type, its settings, `meta()` and `register(host, settings)`, which
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use molstream_net::host::PluginHost;
 
 pub mod loader;
+pub mod menu_demo;
 pub mod minimizer;
 pub mod shapes_demo;
 pub mod trajectory;
@@ -40,6 +42,7 @@ pub fn register_all(host: PluginHost) -> PluginHost {
     let host = loader::register(host, loader::LoaderConfig::default());
     let host = trajectory::register(host, trajectory::TrajectoryConfig::default());
     let host = shapes_demo::register(host);
+    let host = menu_demo::register(host);
     minimizer::register(host, minimizer::MinimizerConfig::default())
 }
 

@@ -121,6 +121,12 @@ fn steepest_descent_lowers_the_toy_energy() {
 async fn the_default_plugins_load_draw_minimize_and_play() {
     let w = world(register_all).await;
     let mut ada = w.client("ada").await;
+    // Every bundled plugin is listed, the menu demo with its advanced settings.
+    ada.wait_for_plugin("Menu demo").await.unwrap();
+    let mut names: Vec<String> = ada.view().plugins.iter().map(|p| p.meta.name.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["Menu demo", "Minimizer", "Shapes demo", "Structure loader", "Trajectory streamer"]);
+    assert!(ada.view().plugins.iter().any(|p| p.meta.name == "Menu demo" && p.meta.has_advanced_settings));
 
     // Structure loader: the bundled 1hvr.
     let loader = start(&mut ada, "Structure loader").await;

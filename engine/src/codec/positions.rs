@@ -133,22 +133,128 @@ impl Quantized {
     /// Quantizes `positions` at `precision`; fails on non-finite or out-of-range coordinates.
     pub fn from_positions(positions: &[Vec3], precision: u8) -> Result<Self, CodecError> {
         let (_, inv) = step(precision);
-        let n = positions.len();
-        let mut q = Self { x: Vec::with_capacity(n), y: Vec::with_capacity(n), z: Vec::with_capacity(n) };
         #[allow(clippy::cast_precision_loss)]
         let limit = Q_LIMIT as f32;
-        for p in positions {
-            for (col, v) in [(&mut q.x, p.x), (&mut q.y, p.y), (&mut q.z, p.z)] {
-                let s = (v * inv).round();
-                // NaN fails this comparison too.
-                if s.is_nan() || s.abs() >= limit {
-                    return Err(CodecError::OutOfRange(v));
-                }
-                #[allow(clippy::cast_possible_truncation)]
-                col.push(s as i32);
-            }
+        // NaN fails the comparison too. No f32 lies strictly between 2^28 − 16 and 2^28, so
+        // testing before rounding is testing after. Checked first, in one branch-free pass, so
+        // the three column passes below are straight loops.
+        let fine = positions.iter().fold(true, |ok, p| {
+            ok & ((p.x * inv).abs() < limit) & ((p.y * inv).abs() < limit) & ((p.z * inv).abs() < limit)
+        });
+        if !fine {
+            let in_range = |v: f32| (v * inv).abs() < limit;
+            let bad = positions.iter().flat_map(|p| [p.x, p.y, p.z]).find(|v| !in_range(*v));
+            return Err(CodecError::OutOfRange(bad.unwrap_or(f32::NAN)));
+        }
+        let n = positions.len();
+        let mut q = Self { x: vec![0; n], y: vec![0; n], z: vec![0; n] };
+        for (((p, x), y), z) in positions.iter().zip(&mut q.x).zip(&mut q.y).zip(&mut q.z) {
+            *x = round_half_away(p.x * inv);
+            *y = round_half_away(p.y * inv);
+            *z = round_half_away(p.z * inv);
         }
         Ok(q)
+    }
+}
+
+/// `s.round() as i32` for `|s| < 2^28`, without the libm call `f32::round` compiles to on
+/// baseline x86-64 (it was a tenth of the encoder's time): the truncation is exact, and so is
+/// the fraction `s − trunc(s)` (an integer at most `|s|` apart in the same or a lower binade).
+#[inline]
+fn round_half_away(s: f32) -> i32 {
+    // The clamp (a no-op for the checked inputs) tells the compiler the value is a number in
+    // range, so the cast needs none of the NaN and saturation fix-ups `as` otherwise adds.
+    #[allow(clippy::cast_precision_loss)]
+    let s = s.max(-(Q_LIMIT as f32)).min(Q_LIMIT as f32);
+    #[allow(clippy::cast_possible_truncation)]
+    let t = s as i32;
+    #[allow(clippy::cast_precision_loss)]
+    let frac = s - t as f32;
+    t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)
+}
+
+/// Deltas a plan is reused for before it is searched again ([`PlanCache`]).
+pub const REPLAN_EVERY: u32 = 32;
+
+/// The plan of the last position delta of a stream, reused by the next ones
+/// ([`encode_delta_cached`]): the plan search (segments, periods, predictors, linear fits) is
+/// most of the encoder's time, and the structure it finds (a protein, then water molecules of
+/// period 3 or 4, …) does not change from one frame to the next. A new search is made every
+/// [`REPLAN_EVERY`] deltas, when the atom count changes, when a residual under the kept plan
+/// would not fit the payload's 31 bits, and when a payload under the kept plan grows by more
+/// than a quarter over the one it was searched for. The plan travels in every payload, so
+/// the decoder needs nothing of this.
+#[derive(Clone, Debug, Default)]
+pub struct PlanCache {
+    plan: Vec<Segment>,
+    atoms: usize,
+    age: u32,
+    planned_bytes: usize,
+    searches: u64,
+}
+
+impl PlanCache {
+    /// Plan searches made so far.
+    #[must_use]
+    pub fn searches(&self) -> u64 {
+        self.searches
+    }
+
+    /// Forgets the plan: the next delta searches anew.
+    pub fn clear(&mut self) {
+        self.plan.clear();
+        self.atoms = 0;
+    }
+}
+
+/// [`encode_delta_with`] for one stream's successive deltas, reusing the plan of the previous
+/// ones while it serves (see [`PlanCache`]). Keyframe payloads (`options.keyframe`) always
+/// search.
+pub fn encode_delta_cached(
+    base: &Quantized,
+    cur: &Quantized,
+    options: DeltaOptions,
+    cache: &mut PlanCache,
+    w: &mut Writer,
+) {
+    debug_assert_eq!(base.len(), cur.len());
+    let start = w.buf.len();
+    let reuse = !options.keyframe && cache.atoms == cur.len() && !cache.plan.is_empty() && cache.age < REPLAN_EVERY;
+    if reuse {
+        let res = Residuals::new(base, cur, &cache.plan);
+        if res.fits() {
+            write_coded(cache.plan.clone(), &res, options.coding, w);
+            cache.age += 1;
+            if (w.buf.len() - start) * 4 > cache.planned_bytes * 5 {
+                cache.age = REPLAN_EVERY;
+            }
+            return;
+        }
+    }
+    let plan = choose_plan(base, cur, options.keyframe);
+    let res = Residuals::new(base, cur, &plan);
+    write_coded(plan.clone(), &res, options.coding, w);
+    cache.searches += 1;
+    if !options.keyframe {
+        *cache = PlanCache { plan, atoms: cur.len(), age: 0, planned_bytes: w.buf.len() - start, ..*cache };
+    }
+}
+
+fn write_coded(plan: Vec<Segment>, res: &Residuals, coding: Coding, w: &mut Writer) {
+    match coding {
+        Coding::Bits => {
+            write_packed(&plan, res, Coding::Bits, w);
+        }
+        Coding::Packed => write_fast(&plan, res, w),
+        Coding::Entropy => {
+            let n = res.zz.len();
+            let mut e = Writer::with_capacity(n * 3);
+            let mut plan = plan;
+            write_entropy(&mut plan, res, &mut e);
+            let mut p = Writer::with_capacity(n * 4);
+            write_fast(&plan, res, &mut p);
+            w.buf.extend_from_slice(if e.buf.len() < p.buf.len() { &e.buf } else { &p.buf });
+        }
     }
 }
 
@@ -339,20 +445,7 @@ pub fn encode_delta_with(base: &Quantized, cur: &Quantized, options: DeltaOption
     debug_assert_eq!(base.len(), cur.len());
     let plan = choose_plan(base, cur, options.keyframe);
     let res = Residuals::new(base, cur, &plan);
-    match options.coding {
-        Coding::Bits => {
-            write_packed(&plan, &res, Coding::Bits, w);
-        }
-        Coding::Packed => write_fast(&plan, &res, w),
-        Coding::Entropy => {
-            let mut e = Writer::with_capacity(cur.len() * 3);
-            let mut plan = plan;
-            write_entropy(&mut plan, &res, &mut e);
-            let mut p = Writer::with_capacity(cur.len() * 4);
-            write_fast(&plan, &res, &mut p);
-            w.buf.extend_from_slice(if e.buf.len() < p.buf.len() { &e.buf } else { &p.buf });
-        }
-    }
+    write_coded(plan, &res, options.coding, w);
 }
 
 /// The motion `t` and the residuals under the simple candidates, per atom and axis.
@@ -669,31 +762,60 @@ impl Residuals {
         let cols = Columns { base: [&base.x, &base.y, &base.z], cur: [&cur.x, &cur.y, &cur.z] };
         let mut zz = vec![[0u32; 3]; n];
         let mut modes = Vec::new();
+        // The motion per atom (the temporal residual), and its difference to the previous
+        // atom's (the temporal-difference residual), written out per axis: this runs for every
+        // atom of every frame.
+        let (cx, cy, cz) = (&cur.x[..], &cur.y[..], &cur.z[..]);
+        let (bx, by, bz) = (&base.x[..n], &base.y[..n], &base.z[..n]);
+        let motion = |i: usize| [cx[i].wrapping_sub(bx[i]), cy[i].wrapping_sub(by[i]), cz[i].wrapping_sub(bz[i])];
+        let temporal = |i: usize| {
+            let t = motion(i);
+            [zigzag(t[0]), zigzag(t[1]), zigzag(t[2])]
+        };
+        let diff = |i: usize| {
+            let t = motion(i);
+            let p = if i == 0 { [0; 3] } else { motion(i - 1) };
+            [zigzag(t[0].wrapping_sub(p[0])), zigzag(t[1].wrapping_sub(p[1])), zigzag(t[2].wrapping_sub(p[2]))]
+        };
         let mut start = 0;
         for seg in plan {
             for s in 0..seg.period {
-                let lane: Vec<usize> = (start + s..start + seg.len).step_by(seg.period).collect();
+                let (first, step, len) = (start + s, seg.period, seg.lane_len(s));
                 match seg.slots[s] {
                     Predictor::Block => {
-                        for chunk in lane.chunks(LANE_BLOCK) {
+                        for b0 in (0..len).step_by(LANE_BLOCK) {
+                            let chunk = (b0..len.min(b0 + LANE_BLOCK)).map(|k| first + k * step);
                             let mut or = [[0u32; 3]; 2];
-                            for &i in chunk {
+                            for i in chunk.clone() {
+                                let (r0, r1) = (temporal(i), diff(i));
                                 for a in 0..3 {
-                                    or[0][a] |= cols.residual(Predictor::Temporal, a, i);
-                                    or[1][a] |= cols.residual(Predictor::TemporalDiff, a, i);
+                                    or[0][a] |= r0[a];
+                                    or[1][a] |= r1[a];
                                 }
                             }
                             let width = |o: &[u32; 3]| o.iter().map(|&v| bit_width(v)).sum::<u32>();
                             let mode = width(&or[1]) < width(&or[0]);
                             modes.push(mode);
-                            let p = if mode { Predictor::TemporalDiff } else { Predictor::Temporal };
-                            for &i in chunk {
-                                zz[i] = [0, 1, 2].map(|a| cols.residual(p, a, i));
+                            for i in chunk {
+                                zz[i] = if mode { diff(i) } else { temporal(i) };
                             }
                         }
                     }
+                    Predictor::Temporal => {
+                        for k in 0..len {
+                            let i = first + k * step;
+                            zz[i] = temporal(i);
+                        }
+                    }
+                    Predictor::TemporalDiff => {
+                        for k in 0..len {
+                            let i = first + k * step;
+                            zz[i] = diff(i);
+                        }
+                    }
                     p => {
-                        for &i in &lane {
+                        for k in 0..len {
+                            let i = first + k * step;
                             zz[i] = [0, 1, 2].map(|a| cols.residual(p, a, i));
                         }
                     }
@@ -702,6 +824,13 @@ impl Residuals {
             start += seg.len;
         }
         Self { zz, modes }
+    }
+
+    /// Whether every residual fits the payload's 31 bits. For coordinates below [`Q_LIMIT`]
+    /// every predictor stays within them (a test pins this), so a kept plan always fits; the
+    /// check is what makes reusing a plan safe should that ever change.
+    fn fits(&self) -> bool {
+        self.zz.iter().fold(0u32, |acc, v| acc | v[0] | v[1] | v[2]) < 1 << 31
     }
 }
 
@@ -735,23 +864,22 @@ fn radix_width(r: [u32; 3]) -> u32 {
 /// so it wins where radix blocks save less than that.
 fn write_fast(plan: &[Segment], res: &Residuals, w: &mut Writer) {
     let start = w.buf.len();
-    if !write_packed(plan, res, Coding::Packed, w) {
+    // The packed pass also counts what the bits coding would take (its blocks are the same
+    // widths behind 2-byte headers), so the bits payload is written only when it is smaller.
+    let (radix_used, bits_len) = write_packed(plan, res, Coding::Packed, w);
+    if !radix_used || bits_len < w.buf.len() - start {
         w.buf.truncate(start);
         write_packed(plan, res, Coding::Bits, w);
-        return;
-    }
-    let mut bits = Writer::with_capacity(w.buf.len() - start);
-    write_packed(plan, res, Coding::Bits, &mut bits);
-    if bits.buf.len() < w.buf.len() - start {
-        w.buf.truncate(start);
-        w.buf.extend_from_slice(&bits.buf);
     }
 }
 
-/// Writes a payload in coding 1 or 3; returns whether a radix block was used.
-fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Writer) -> bool {
+/// Writes a payload in coding 1 or 3; returns whether a radix block was used, and the length
+/// the same payload has in coding 1.
+fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Writer) -> (bool, usize) {
+    let start = w.buf.len();
     w.u8(coding as u8);
     write_plan(plan, false, w);
+    let mut bits_len = w.buf.len() - start;
     let mut modes = res.modes.iter();
     let mut start = 0;
     let mut block = [[0u32; BLOCK]; 3];
@@ -759,19 +887,22 @@ fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Write
     let mut radix_used = false;
     for seg in plan {
         for s in 0..seg.period {
-            let lane: Vec<usize> = (start + s..start + seg.len).step_by(seg.period).collect();
+            let (first, step, len) = (start + s, seg.period, seg.lane_len(s));
             let mut last: Option<[u32; 3]> = None;
-            for chunk in lane.chunks(LANE_BLOCK) {
+            for b0 in (0..len).step_by(LANE_BLOCK) {
+                let count = (len - b0).min(LANE_BLOCK);
                 let mut max = [0u32; 3];
-                for a in 0..3 {
-                    for (k, slot) in block[a].iter_mut().enumerate() {
-                        *slot = chunk.get(k).map_or(0, |&i| res.zz[i][a]);
-                        max[a] = max[a].max(*slot);
+                for k in 0..BLOCK {
+                    let v = if k < count { res.zz[first + (b0 + k) * step] } else { [0; 3] };
+                    for a in 0..3 {
+                        block[a][k] = v[a];
+                        max[a] = max[a].max(v[a]);
                     }
                 }
                 let widths = max.map(bit_width);
                 debug_assert!(widths.iter().all(|&v| v <= 31), "quantized values beyond Q_LIMIT");
                 let widths = widths.map(|v| v.min(31));
+                bits_len += 2 + 4 * widths.iter().sum::<u32>() as usize;
                 let mode = seg.slots[s] == Predictor::Block && modes.next().copied().unwrap_or(false);
                 if coding == Coding::Bits {
                     w.u16((widths[0] | widths[1] << 5 | widths[2] << 10 | u32::from(mode) << 15) as u16);
@@ -825,7 +956,7 @@ fn write_packed(plan: &[Segment], res: &Residuals, coding: Coding, w: &mut Write
         }
         start += seg.len;
     }
-    radix_used
+    (radix_used, bits_len)
 }
 
 fn write_entropy(plan: &mut [Segment], res: &Residuals, w: &mut Writer) {
@@ -1665,5 +1796,126 @@ mod tests {
         assert!(validate_delta(&longer, 100).is_err());
         // A count needing another block (the exact count is checked against the header).
         assert!(validate_delta(&w.buf, 129).is_err());
+    }
+
+    #[test]
+    fn rounding_matches_f32_round_everywhere_it_is_used() {
+        let mut edge = vec![0.0f32, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.499_999_97, -0.499_999_97];
+        edge.extend([8_388_607.5, -8_388_607.5, 8_388_609.0, 16_777_217.0, 268_435_440.0, -268_435_440.0]);
+        edge.extend((0..200).map(|k| f32::from_bits(0x3f00_0000 + k) - 0.000_1));
+        let mut s = 12_345u32;
+        for _ in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            #[allow(clippy::cast_precision_loss)]
+            edge.push((s as f32 / u32::MAX as f32 - 0.5) * 5.0e8 / 10f32.powi((s % 9) as i32));
+        }
+        for v in edge.into_iter().filter(|v| v.abs() < 268_435_456.0) {
+            #[allow(clippy::cast_possible_truncation)]
+            let want = v.round() as i32;
+            assert_eq!(round_half_away(v), want, "{v}");
+        }
+    }
+
+    fn decode(base: &Quantized, payload: &[u8], n: usize) -> Quantized {
+        validate_delta(payload, n).unwrap();
+        let mut state = base.clone();
+        let mut out = vec![Vec3::ZERO; n];
+        apply_delta(payload, &mut state, 3, &mut out[..]).unwrap();
+        state
+    }
+
+    #[test]
+    fn a_kept_plan_codes_exactly_and_is_searched_again_when_it_stops_serving() {
+        // Water-like repeats (period 3) moving a little each frame.
+        let n = 3 * 400;
+        let frames: Vec<Quantized> = (0..80)
+            .map(|f| {
+                let p: Vec<Vec3> = (0..n)
+                    .map(|i| {
+                        #[allow(clippy::cast_precision_loss)]
+                        let (m, k, t) = ((i / 3) as f32, (i % 3) as f32, f as f32);
+                        Vec3::new(m * 3.1 + k * 0.96, (m * 0.7).sin() * 20.0 + k * 0.2, t * 0.01 * (m % 5.0))
+                    })
+                    .collect();
+                Quantized::from_positions(&p, 3).unwrap()
+            })
+            .collect();
+        let mut cache = PlanCache::default();
+        let options = DeltaOptions::default();
+        for f in 1..=40 {
+            let mut kept = Writer::new();
+            encode_delta_cached(&frames[f - 1], &frames[f], options, &mut cache, &mut kept);
+            assert_eq!(decode(&frames[f - 1], &kept.buf, n), frames[f], "frame {f}");
+            // The same frame with a fresh search: the kept plan costs about as much.
+            let mut fresh = Writer::new();
+            encode_delta_with(&frames[f - 1], &frames[f], options, &mut fresh);
+            assert!(kept.buf.len() * 4 <= fresh.buf.len() * 5, "{} vs {}", kept.buf.len(), fresh.buf.len());
+        }
+        // One search, then one every REPLAN_EVERY deltas.
+        assert_eq!(cache.searches(), 2);
+        // Another atom count searches anew; so does a frame the kept plan codes badly.
+        let mut w = Writer::new();
+        let half = Quantized {
+            x: frames[1].x[..600].to_vec(),
+            y: frames[1].y[..600].to_vec(),
+            z: frames[1].z[..600].to_vec(),
+        };
+        let half0 = Quantized {
+            x: frames[0].x[..600].to_vec(),
+            y: frames[0].y[..600].to_vec(),
+            z: frames[0].z[..600].to_vec(),
+        };
+        encode_delta_cached(&half0, &half, options, &mut cache, &mut w);
+        assert_eq!(cache.searches(), 3);
+        assert_eq!(decode(&half0, &w.buf, 600), half);
+        let scrambled = Quantized {
+            x: half.x.iter().rev().copied().collect(),
+            y: half.z.clone(),
+            z: half.y.iter().map(|v| v / 2).collect(),
+        };
+        let mut w = Writer::new();
+        encode_delta_cached(&half, &scrambled, options, &mut cache, &mut w);
+        assert_eq!(decode(&half, &w.buf, 600), scrambled);
+        let mut w = Writer::new();
+        encode_delta_cached(&scrambled, &half, options, &mut cache, &mut w);
+        assert_eq!(decode(&scrambled, &w.buf, 600), half);
+        assert_eq!(cache.searches(), 4, "the scrambled frame's payload grew: the next one searched");
+    }
+
+    #[test]
+    fn any_kept_plan_fits_31_bits_at_the_coordinate_limits() {
+        // Reusing a plan on a frame it was not searched for is safe because every predictor
+        // keeps residuals of coordinates below Q_LIMIT within 31 bits (the encoder still checks
+        // and searches anew if not). Extreme frames: atoms at ±(Q_LIMIT − 1) swapping sides.
+        let m = Q_LIMIT - 1;
+        let n: usize = 64;
+        let side = |f: usize| -> Vec<i32> { (0..n).map(|i| if (i + f).is_multiple_of(2) { m } else { -m }).collect() };
+        let frame = |f: usize| Quantized { x: side(f), y: side(f + 1), z: side(f) };
+        let (a, b) = (frame(0), frame(1));
+        let kinds = [
+            Predictor::Temporal,
+            Predictor::TemporalDiff,
+            Predictor::Block,
+            Predictor::Linear { w2: i32::MAX, w3: i32::MIN },
+            Predictor::Linear { w2: i32::MIN, w3: i32::MAX },
+        ];
+        for p in kinds {
+            for period in [1, 3] {
+                let seg = Segment { len: n, period, slots: [p; MAX_PERIOD], tables: [0; MAX_PERIOD] };
+                assert!(Residuals::new(&a, &b, &[seg]).fits(), "{p:?}, period {period}");
+                let mut cache =
+                    PlanCache { plan: vec![seg], atoms: n, age: 0, planned_bytes: usize::MAX / 8, searches: 0 };
+                let mut w = Writer::new();
+                encode_delta_cached(&a, &b, DeltaOptions::default(), &mut cache, &mut w);
+                assert_eq!(cache.searches(), 0, "the kept plan was used");
+                let mut state = a.clone();
+                let mut out = vec![Vec3::ZERO; n];
+                validate_delta(&w.buf, n).unwrap();
+                apply_delta(&w.buf, &mut state, 3, &mut out[..]).unwrap();
+                assert_eq!(state, b, "{p:?}, period {period}");
+            }
+        }
     }
 }

@@ -52,6 +52,11 @@ pub struct StreamEncoder {
     /// (fast to decode, for interactive streams); [`positions::Coding::Entropy`] is 10–15 %
     /// smaller and about 3× slower to decode (recorded trajectories, thin links).
     pub coding: positions::Coding,
+    /// Reuse the position plan of the last delta for the next ones (see
+    /// [`positions::PlanCache`]; on by default). Off, every delta searches its own plan: the
+    /// encoder's former behaviour, kept for benchmarks.
+    pub reuse_plan: bool,
+    plan: positions::PlanCache,
 }
 
 impl StreamEncoder {
@@ -65,6 +70,8 @@ impl StreamEncoder {
             sent: None,
             lz4_keyframes: true,
             coding: positions::DEFAULT_CODING,
+            reuse_plan: true,
+            plan: positions::PlanCache::default(),
         }
     }
 
@@ -72,6 +79,13 @@ impl StreamEncoder {
     #[must_use]
     pub fn stream_id(&self) -> u32 {
         self.stream_id
+    }
+
+    /// Position plan searches made so far (the plan is reused between deltas; see
+    /// [`positions::PlanCache`]).
+    #[must_use]
+    pub fn plan_searches(&self) -> u64 {
+        self.plan.searches()
     }
 
     /// Sequence number of the last frame sent (the base of the next delta), if any.
@@ -108,14 +122,18 @@ impl StreamEncoder {
     /// [`Self::topology`] or a keyframe).
     pub fn delta(&mut self, positions: &[Vec3], out: &mut Vec<u8>) -> Result<FrameHeader, CodecError> {
         let seq = self.next_seq;
-        let sent = self.sent()?;
+        self.sent()?;
+        let Some(sent) = &self.sent else { return Err(atom_count(0, positions.len())) };
         if sent.q.len() != positions.len() {
             return Err(atom_count(sent.q.len(), positions.len()));
         }
         let q = Quantized::from_positions(positions, self.precision)?;
         let mut w = Writer::with_capacity(positions.len() * 4);
         let options = positions::DeltaOptions { coding: self.coding, keyframe: false };
-        positions::encode_delta_with(&sent.q, &q, options, &mut w);
+        if !self.reuse_plan {
+            self.plan.clear();
+        }
+        positions::encode_delta_cached(&sent.q, &q, options, &mut self.plan, &mut w);
         let h = header::seal(self.header(FrameKind::PositionDelta, seq, sent.seq, q.len())?, &w.buf, false, out);
         self.next_seq = self.next_seq.wrapping_add(1);
         if let Some(sent) = &mut self.sent {

@@ -14,10 +14,10 @@ use molstream_engine::{AtomId, Complex, ComplexId};
 use tokio::sync::{mpsc, watch};
 
 use super::RoomView;
-use crate::api::{ApiError, ComplexInfo, ToPlugin, ToSession};
+use crate::api::{ApiError, ComplexEdits, ComplexInfo, IDS_SLOT, RoomEdit, ToPlugin, ToSession};
 use crate::conn;
-use crate::proto::{InstanceId, PeerMsg, RelayMsg, Scope, StreamHead};
-use crate::scene::{RoomScene, SceneChange, SceneError};
+use crate::proto::{InstanceId, MAX_BODY, PeerMsg, RelayMsg, Retain, Scope, StreamHead};
+use crate::scene::{EditChange, RoomScene, SceneChange, SceneError};
 
 /// Precision of the keyframes and deltas this client sends on uplinks (10^-3 Å).
 const UPLINK_PRECISION: u8 = 3;
@@ -28,6 +28,18 @@ const MAX_OPEN_UPLINKS: usize = 48;
 const MAX_READING_STREAMS: usize = 32;
 /// Complexes one deep request may name.
 const MAX_DEEP: usize = 1024;
+/// Room messages (answers and events for the instances, keyframe requests) waiting to be sent
+/// beyond which the client drops its connection (it reconnects and the room is replayed)
+/// rather than dropping one.
+pub(crate) const MAX_DUTY_BACKLOG: usize = 1 << 16;
+
+/// The queue of the room messages this client sends on its own (answers to the instances'
+/// requests, workspace events, keyframe requests): never dropped; the serve loop sends them.
+#[derive(Clone, Debug)]
+pub(crate) struct DutyQueue {
+    pub(crate) tx: mpsc::UnboundedSender<PeerMsg>,
+    pub(crate) pending: Arc<std::sync::atomic::AtomicUsize>,
+}
 
 /// A reading stream this client (as presenter) feeds.
 struct Subscription {
@@ -65,7 +77,7 @@ impl std::fmt::Debug for Shared {
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) out: mpsc::Sender<PeerMsg>,
+    pub(crate) out: DutyQueue,
     pub(crate) view: Arc<Mutex<RoomView>>,
     pub(crate) conn: quinn::Connection,
 }
@@ -117,11 +129,21 @@ impl Ctx {
         self.view.lock().map(|v| v.instances.keys().copied().collect()).unwrap_or_default()
     }
 
-    /// Sends a message without waiting (the serve loop drains `out`; from it, waiting could
-    /// deadlock). A full queue drops the message with a warning.
+    /// Sends a message without waiting (the serve loop drains the queue; from it, waiting could
+    /// deadlock). Nothing is dropped: if the relay takes so long that [`MAX_DUTY_BACKLOG`]
+    /// messages wait, the connection is dropped with the reason (the client reconnects and the
+    /// relay replays the room).
     fn send_now(&self, msg: PeerMsg) {
-        if let Err(e) = self.out.try_send(msg) {
-            tracing::warn!(error = %e, "client queue full; a room message dropped");
+        use std::sync::atomic::Ordering;
+        let waiting = self.out.pending.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.out.tx.send(msg).is_err() {
+            self.out.pending.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if waiting > MAX_DUTY_BACKLOG {
+            let reason = format!("{waiting} room messages could not be sent to the relay");
+            tracing::error!(%reason, "closing the connection");
+            self.conn.close(quinn::VarInt::from_u32(2), reason.as_bytes());
         }
     }
 
@@ -255,6 +277,21 @@ pub(crate) fn on_relay_msg(ctx: &Ctx, msg: &RelayMsg) {
             }
             ctx.shared.bump();
         }
+        RelayMsg::FromUser { user, body } => match RoomEdit::decode(body) {
+            Ok(RoomEdit::IdsReserved { up_to }) => {
+                if let Ok(mut s) = ctx.shared.scene.lock() {
+                    s.note_ids_reserved(up_to);
+                }
+            }
+            Ok(RoomEdit::Complex(edits)) => {
+                let change = ctx.shared.scene.lock().ok().and_then(|mut s| s.apply_edit(edits.clone()));
+                ctx.shared.bump();
+                if let Some(change) = change {
+                    edited(ctx, edits.complex, change);
+                }
+            }
+            Err(e) => tracing::warn!(%user, error = %e, "a user's room edit that does not decode; ignored"),
+        },
         RelayMsg::UplinkKeyframe { instance, channel } => {
             let subs: Vec<_> = ctx
                 .shared
@@ -375,6 +412,12 @@ fn presenter_request(ctx: &Ctx, instance: InstanceId, m: ToSession) {
         }
         ToSession::ReserveComplexIds { req, count } => {
             let ids = ctx.shared.scene.lock().map(|mut s| s.reserve_ids(count)).unwrap_or_default();
+            // The room learns the new highest id before the instance can use it (same control
+            // stream, in order): whoever presents next never gives these ids again.
+            if let Some(up_to) = ids.last() {
+                let body = RoomEdit::IdsReserved { up_to: up_to.0 }.encode();
+                ctx.send_now(PeerMsg::ToUsers { retain: Retain::Keep(IDS_SLOT), body });
+            }
             ctx.to_instance(instance, &ToPlugin::ComplexIds { req, ids });
         }
         ToSession::PresenterInfoRequest { req } => {
@@ -493,50 +536,83 @@ async fn feed(sub: &mut Subscription, complex: &Complex) {
     }
 }
 
-/// The presenter's user moved atoms: the scene changes, reading streams on the complex get the
-/// new positions, instances are told. Returns whether the complex exists.
-pub(crate) async fn move_atoms(ctx: &Ctx, complex: ComplexId, moves: &[(AtomId, Vec3)]) -> bool {
-    let snapshot = {
-        let Ok(mut s) = ctx.shared.scene.lock() else { return false };
-        let Some(c) = s.complex_mut(complex) else { return false };
-        let current = c.current_model;
-        if let Some(m) = c.models.get_mut(current) {
-            for (a, p) in moves {
-                if let Some(slot) = m.positions.get_mut(a.index()) {
-                    *slot = *p;
-                }
-            }
-        }
-        c.clone()
-    };
-    ctx.shared.bump();
-    let subs: Vec<SharedSub> = ctx
-        .shared
-        .subscriptions
-        .lock()
-        .map(|s| s.values().filter(|(c, _)| *c == complex).map(|(_, sub)| sub.clone()).collect())
-        .unwrap_or_default();
-    for sub in subs {
-        feed(&mut *sub.lock().await, &snapshot).await;
-    }
-    ctx.to_instances(&ToPlugin::ComplexesUpdated { ids: vec![complex], by: InstanceId(0) });
-    true
+/// Why a user's edit was not made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EditError {
+    /// No such complex in the room.
+    Unknown,
+    /// The edits of the complex do not fit one message.
+    TooLarge(usize),
 }
 
-/// The presenter's user selected or deselected atoms. Returns whether the complex exists.
-pub(crate) fn select_atoms(ctx: &Ctx, complex: ComplexId, atoms: &[AtomId], selected: bool) -> bool {
-    let count = {
-        let Ok(mut s) = ctx.shared.scene.lock() else { return false };
-        let Some(d) = s.complex_mut(complex).and_then(Complex::current_display_mut) else { return false };
-        for a in atoms {
-            if let Some(slot) = d.selected.get_mut(a.index()) {
-                *slot = selected;
+/// This client's user edits a complex: the edits (the complex's whole edit state) go to every
+/// other user of the room, kept for late joiners; they apply here; as presenter, the room's
+/// instances are told.
+fn edit(ctx: &Ctx, edits: Option<ComplexEdits>) -> Result<(), EditError> {
+    let edits = edits.ok_or(EditError::Unknown)?;
+    let complex = edits.complex;
+    let edit = RoomEdit::Complex(edits);
+    let body = edit.encode();
+    if body.len() > MAX_BODY {
+        return Err(EditError::TooLarge(body.len()));
+    }
+    let RoomEdit::Complex(edits) = edit else { return Err(EditError::Unknown) };
+    let slot = crate::api::EDITS_SLOT | u64::from(complex.0);
+    let change = ctx.shared.scene.lock().ok().and_then(|mut s| s.apply_edit(edits));
+    ctx.send_now(PeerMsg::ToUsers { retain: Retain::Keep(slot), body });
+    ctx.shared.bump();
+    if let Some(change) = change {
+        edited(ctx, complex, change);
+    }
+    Ok(())
+}
+
+/// A user's edit applied (this client's or another's): as presenter, the instances are told
+/// and the reading streams on the complex fed.
+fn edited(ctx: &Ctx, complex: ComplexId, change: EditChange) {
+    if !ctx.is_presenter() {
+        return;
+    }
+    if change.selection {
+        let count = ctx
+            .shared
+            .scene
+            .lock()
+            .ok()
+            .and_then(|s| s.complex(complex).map(|c| c.current().display.selected.iter().filter(|x| **x).count()))
+            .unwrap_or(0);
+        let selected = u32::try_from(count).unwrap_or(u32::MAX);
+        ctx.to_instances(&ToPlugin::SelectionChanged { complex, selected });
+    }
+    if change.moved {
+        let subs: Vec<SharedSub> = ctx
+            .shared
+            .subscriptions
+            .lock()
+            .map(|s| s.values().filter(|(c, _)| *c == complex).map(|(_, sub)| sub.clone()).collect())
+            .unwrap_or_default();
+        if !subs.is_empty() {
+            let snapshot = ctx.shared.scene.lock().ok().and_then(|s| s.complex(complex).cloned());
+            if let Some(snapshot) = snapshot {
+                tokio::spawn(async move {
+                    for sub in subs {
+                        feed(&mut *sub.lock().await, &snapshot).await;
+                    }
+                });
             }
         }
-        d.selected.iter().filter(|s| **s).count()
-    };
-    ctx.shared.bump();
-    let selected = u32::try_from(count).unwrap_or(u32::MAX);
-    ctx.to_instances(&ToPlugin::SelectionChanged { complex, selected });
-    true
+        ctx.to_instances(&ToPlugin::ComplexesUpdated { ids: vec![complex], by: InstanceId(0) });
+    }
+}
+
+/// This client's user moved atoms of a complex.
+pub(crate) fn move_atoms(ctx: &Ctx, complex: ComplexId, moves: &[(AtomId, Vec3)]) -> Result<(), EditError> {
+    let edits = ctx.shared.scene.lock().ok().and_then(|s| s.move_edit(complex, moves));
+    edit(ctx, edits)
+}
+
+/// This client's user selected or deselected atoms of a complex.
+pub(crate) fn select_atoms(ctx: &Ctx, complex: ComplexId, atoms: &[AtomId], selected: bool) -> Result<(), EditError> {
+    let edits = ctx.shared.scene.lock().ok().and_then(|s| s.select_edit(complex, atoms, selected));
+    edit(ctx, edits)
 }

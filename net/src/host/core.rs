@@ -203,7 +203,8 @@ impl HostCore {
             | RelayMsg::FromInstance { .. }
             | RelayMsg::Activated { .. }
             | RelayMsg::RequestFailed { .. }
-            | RelayMsg::UplinkKeyframe { .. } => return Err(UnexpectedMessage("a session client message")),
+            | RelayMsg::UplinkKeyframe { .. }
+            | RelayMsg::FromUser { .. } => return Err(UnexpectedMessage("a session client message")),
         }
         Ok(())
     }

@@ -223,6 +223,15 @@ pub enum PeerMsg {
         /// Its channel.
         channel: u32,
     },
+    /// Tag 36 (client). A message to every other user of the client's room (its user's edits
+    /// of the room's workspace: selections, moved atoms; complex ids given as presenter), kept
+    /// for late joiners as `retain` says, in slots of the room.
+    ToUsers {
+        /// Whether (and in which room slot) the relay keeps it for late joiners.
+        retain: Retain,
+        /// Opaque body.
+        body: Bytes,
+    },
 }
 
 /// Messages the relay sends to a peer.
@@ -377,6 +386,13 @@ pub enum RelayMsg {
         instance: InstanceId,
         /// The uplink's channel.
         channel: u32,
+    },
+    /// Tag 43 (client). Another user's `ToUsers` (live, or kept and replayed on joining).
+    FromUser {
+        /// Who sent it (stamped by the relay).
+        user: UserId,
+        /// Opaque body.
+        body: Bytes,
     },
 }
 
@@ -620,6 +636,11 @@ impl PeerMsg {
                 w.u32(instance.0);
                 w.u32(*channel);
             }
+            Self::ToUsers { retain, body } => {
+                w.u8(36);
+                put_retain(&mut w, *retain);
+                w.bytes(body);
+            }
         }
         w.buf
     }
@@ -666,6 +687,7 @@ impl PeerMsg {
             33 => Self::Deactivate { req: r.u32("req")?, instance: InstanceId(r.u32("instance")?) },
             34 => Self::ToInstance { instance: InstanceId(r.u32("instance")?), body: r.bytes("body", MAX_BODY)? },
             35 => Self::KeyframeWanted { instance: InstanceId(r.u32("instance")?), channel: r.u32("channel")? },
+            36 => Self::ToUsers { retain: get_retain(&mut r)?, body: r.bytes("body", MAX_BODY)? },
             tag => return Err(DecodeError::UnknownTag { what: "peer message", tag }),
         };
         r.finish()?;
@@ -689,6 +711,7 @@ impl PeerMsg {
             Self::Deactivate { .. } => "Deactivate",
             Self::ToInstance { .. } => "ToInstance",
             Self::KeyframeWanted { .. } => "KeyframeWanted",
+            Self::ToUsers { .. } => "ToUsers",
         }
     }
 }
@@ -815,6 +838,11 @@ impl RelayMsg {
                 w.u32(instance.0);
                 w.u32(*channel);
             }
+            Self::FromUser { user, body } => {
+                w.u8(43);
+                w.u32(user.0);
+                w.bytes(body);
+            }
         }
         w.buf
     }
@@ -885,6 +913,7 @@ impl RelayMsg {
             40 => Self::Activated { req: r.u32("req")?, instance: InstanceId(r.u32("instance")?) },
             41 => Self::RequestFailed { req: r.u32("req")?, reason: r.str("reason", MAX_TEXT)? },
             42 => Self::UplinkKeyframe { instance: InstanceId(r.u32("instance")?), channel: r.u32("channel")? },
+            43 => Self::FromUser { user: UserId(r.u32("user")?), body: r.bytes("body", MAX_BODY)? },
             tag => return Err(DecodeError::UnknownTag { what: "relay message", tag }),
         };
         r.finish()?;

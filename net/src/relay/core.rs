@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use molstream_engine::codec::{FrameHeader, FrameKind, Limits};
 
+use super::queue::FrameClass;
 use crate::proto::msg::hello_version;
 use crate::proto::{
     InstanceId, InstanceInfo, PROTOCOL_VERSION, PeerMsg, PluginId, PluginInfo, PluginMeta, ROOM_CHANNELS, RelayMsg,
@@ -61,14 +62,24 @@ pub struct RelayConfig {
     /// messages are forwarded but not kept.
     pub max_retained_bytes_per_room: usize,
     /// Bytes of frames (keyframes and the deltas after them) kept per room for late joiners;
-    /// a keyframe that does not fit is forwarded but not kept (late joiners then ask for one).
+    /// a keyframe that does not fit is forwarded but not kept, and a user who joins meanwhile
+    /// makes the relay ask the instance for a fresh one.
     pub max_retained_frame_bytes_per_room: usize,
     /// Bytes of deltas kept after a channel's keyframe for late joiners; above it the chain
-    /// is dropped and the instance is asked for a new keyframe.
+    /// is dropped, and a user who joins meanwhile gets the keyframe, then waits for a fresh one
+    /// that the relay asks the instance for.
     pub max_delta_chain_bytes: usize,
-    /// Bytes of frames queued for one user on one channel before deltas are dropped for that
-    /// user (it then waits for a keyframe); a keyframe is always queued, replacing the queue.
+    /// Soft bound: bytes of deltas queued for one user on one channel beyond which coalescable
+    /// frames (position deltas, transforms) are dropped for that user, who then waits for a
+    /// keyframe; a keyframe is always queued, replacing the queue; ordered frames (attributes,
+    /// topology, shapes) go in past it.
     pub max_queued_frame_bytes: usize,
+    /// Hard bound per peer: bytes of frames queued above the soft bounds of its streams (ordered
+    /// frames a slow user has not read). Past it the peer is closed with the reason.
+    pub max_peer_backlog_bytes: usize,
+    /// Hard bound per peer on control messages queued and not yet written; past it the peer is
+    /// closed with the reason.
+    pub max_control_queue_bytes: usize,
     /// Limits checked on every codec frame header.
     pub frame_limits: Limits,
     /// Most uplinks (frame streams to instances) one session client may have open at once.
@@ -89,6 +100,8 @@ impl Default for RelayConfig {
             max_retained_frame_bytes_per_room: 1 << 30,
             max_delta_chain_bytes: 16 << 20,
             max_queued_frame_bytes: 16 << 20,
+            max_peer_backlog_bytes: 64 << 20,
+            max_control_queue_bytes: 64 << 20,
             frame_limits: Limits { max_payload: 256 << 20, ..Limits::default() },
             max_uplinks_per_user: 64,
         }
@@ -113,9 +126,11 @@ pub enum Outgoing {
         stream: OutStream,
         /// The frame bytes.
         bytes: Bytes,
-        /// A keyframe: it supersedes every frame queued before it on the stream, so the driver
-        /// may drop those not yet written (latest wins) and must never drop it.
-        key: bool,
+        /// How flow control treats it ([`super::queue::PeerQueues`]): a keyframe supersedes
+        /// what is queued before it and is never dropped; a coalescable frame may be dropped
+        /// for a lagging user ([`RelayCore::handle_lagging`]); an ordered frame is delivered in
+        /// order, or the peer is closed ([`RelayCore::handle_too_slow`]).
+        class: FrameClass,
     },
     /// Finish a stream (its channel ended or its instance stopped).
     FinishStream {
@@ -200,6 +215,8 @@ struct Room {
     instances: BTreeSet<InstanceId>,
     retained_bytes: usize,
     retained_frame_bytes: usize,
+    /// Users' retained messages (`ToUsers`): slot → (order of last update, sender, body).
+    user_retained: BTreeMap<u64, (u64, UserId, Bytes)>,
     /// Room-wide channels (complexes) whose instance stopped: the workspace keeps them, so late
     /// joiners still get their keyframe and the deltas since, under the stopped instance's id.
     orphans: BTreeMap<u32, Orphan>,
@@ -231,8 +248,12 @@ struct Channel {
     keyframe: Option<Bytes>,
     chain: Vec<Bytes>,
     chain_bytes: usize,
-    /// The chain was dropped: late joiners get the keyframe only until a new one arrives.
+    /// The chain was dropped: late joiners get the keyframe only, then wait for the next one
+    /// (asked for when they join).
     chain_broken: bool,
+    /// The last keyframe was forwarded but not kept (the room's budget was spent): late joiners
+    /// get nothing of the channel until the next keyframe (asked for when they join).
+    keyframe_unkept: bool,
     keyframe_requested: bool,
     out: HashMap<PeerId, OutStream>,
     /// Users who lagged or lost sync: they get nothing but the next keyframe.
@@ -255,6 +276,7 @@ impl Channel {
         self.chain.clear();
         self.chain_bytes = 0;
         self.chain_broken = false;
+        self.keyframe_unkept = false;
         released
     }
 }
@@ -264,6 +286,12 @@ impl Channel {
 /// the ones that are their own base; every other kind chains on `base_seq`.
 fn is_keyframe(header: &FrameHeader) -> bool {
     header.base_seq == header.seq
+}
+
+/// The flow-control class of a frame kept for late joiners (its header was checked when it
+/// arrived; a header that no longer parses, which cannot happen, counts as ordered).
+fn class_of_kept(bytes: &Bytes, limits: &Limits) -> FrameClass {
+    FrameHeader::parse(bytes, limits).map_or(FrameClass::Ordered, |h| FrameClass::of(&h))
 }
 
 /// A frame stream from a session client to an instance of its room, forwarded to the
@@ -420,6 +448,14 @@ impl RelayCore {
         self.close(peer, reason);
     }
 
+    /// The driver cannot deliver to `peer` what must not be dropped (its control messages, or
+    /// the ordered frames of its streams, are over the hard bound): the peer is closed with
+    /// `reason` (logged, and sent as the connection's close reason). Nothing is dropped
+    /// silently: a peer either gets everything in order or is told why it was cut off.
+    pub fn handle_too_slow(&mut self, peer: PeerId, reason: String) {
+        self.close(peer, reason);
+    }
+
     /// One framed control message from `peer`.
     pub fn handle_message(&mut self, peer: PeerId, bytes: &Bytes, now: Instant) {
         let Some(state) = self.peers.get(&peer) else { return };
@@ -498,6 +534,7 @@ impl RelayCore {
             instances: BTreeSet::new(),
             retained_bytes: 0,
             retained_frame_bytes: 0,
+            user_retained: BTreeMap::new(),
             orphans: BTreeMap::new(),
         });
         room.users.push(user);
@@ -523,8 +560,15 @@ impl RelayCore {
             self.send_user(other, RelayMsg::UserJoined { user: User { id: user, name: name.to_owned() } });
         }
         self.events.push_back(RelayEvent::Joined { peer, role: "session client" });
-        // Late join: replay each instance's retained messages (in the order of their last
-        // update), then each frame channel's keyframe and the deltas since.
+        // Late join: users' retained messages first (the room's ids, users' edits), then each
+        // instance's retained messages (in the order of their last update), then each frame
+        // channel's keyframe and the deltas since.
+        let mut from_users: Vec<(u64, UserId, Bytes)> =
+            self.rooms.get(room_name).map(|r| r.user_retained.values().cloned().collect()).unwrap_or_default();
+        from_users.sort_by_key(|(order, _, _)| *order);
+        for (_, user, body) in from_users {
+            self.send(peer, RelayMsg::FromUser { user, body });
+        }
         for instance in instance_ids {
             self.replay_instance(instance, peer);
         }
@@ -533,13 +577,15 @@ impl RelayCore {
             .get(room_name)
             .map(|r| r.orphans.iter().map(|(c, o)| (o.instance, *c, o.frames.clone())).collect())
             .unwrap_or_default();
+        let limits = self.cfg.frame_limits;
         for (instance, channel, frames) in orphans {
             let stream = OutStream(self.next_stream);
             self.next_stream += 1;
             self.transmits
                 .push_back((peer, Outgoing::OpenStream { stream, head: StreamHead::Frames { instance, channel } }));
             for (i, bytes) in frames.into_iter().enumerate() {
-                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, key: i == 0 }));
+                let class = if i == 0 { FrameClass::Key } else { class_of_kept(&bytes, &limits) };
+                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, class }));
             }
             self.transmits.push_back((peer, Outgoing::FinishStream { stream }));
         }
@@ -558,15 +604,27 @@ impl RelayCore {
             self.send(peer, m);
         }
         let mut want_keyframe = Vec::new();
+        let limits = self.cfg.frame_limits;
         for channel in channels {
             let stream = OutStream(self.next_stream);
             let Some(ch) = self.instances.get_mut(&instance).and_then(|i| i.channels.get_mut(&channel)) else {
                 continue;
             };
-            let Some(key) = ch.keyframe.clone() else { continue };
+            let Some(key) = ch.keyframe.clone() else {
+                // The last keyframe did not fit the room's budget: the joiner waits for a fresh
+                // one (its stream opens when it comes), asked of the instance once.
+                if ch.keyframe_unkept {
+                    ch.waiting.insert(peer);
+                    if !ch.keyframe_requested {
+                        ch.keyframe_requested = true;
+                        want_keyframe.push(channel);
+                    }
+                }
+                continue;
+            };
             self.next_stream += 1;
             ch.out.insert(peer, stream);
-            let mut frames = vec![(key, true)];
+            let mut frames = vec![(key, FrameClass::Key)];
             if ch.chain_broken {
                 ch.waiting.insert(peer);
                 if !ch.keyframe_requested {
@@ -574,12 +632,12 @@ impl RelayCore {
                     want_keyframe.push(channel);
                 }
             } else {
-                frames.extend(ch.chain.iter().map(|b| (b.clone(), false)));
+                frames.extend(ch.chain.iter().map(|b| (b.clone(), class_of_kept(b, &limits))));
             }
             self.transmits
                 .push_back((peer, Outgoing::OpenStream { stream, head: StreamHead::Frames { instance, channel } }));
-            for (bytes, key) in frames {
-                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, key }));
+            for (bytes, class) in frames {
+                self.transmits.push_back((peer, Outgoing::Frame { stream, bytes, class }));
             }
         }
         for channel in want_keyframe {
@@ -761,7 +819,37 @@ impl RelayCore {
                     self.request_keyframe(instance, channel);
                 }
             }
+            PeerMsg::ToUsers { retain, body } => self.users_message(&room, user, retain, &body),
             other => self.close(peer, format!("{} is not a session client message", other.name())),
+        }
+    }
+
+    /// `ToUsers` from `user`: every other user of the room gets it; kept for late joiners as
+    /// `retain` says, within the room's retained budget (shared with the instances').
+    fn users_message(&mut self, room_name: &str, user: UserId, retain: Retain, body: &Bytes) {
+        let Some(room) = self.rooms.get_mut(room_name) else { return };
+        match retain {
+            Retain::No => {}
+            Retain::Keep(slot) => {
+                let old = room.user_retained.get(&slot).map_or(0, |(_, _, b)| b.len());
+                let new_total = room.retained_bytes - old + body.len();
+                if new_total > self.cfg.max_retained_bytes_per_room {
+                    tracing::warn!(%user, slot, room = %room_name, "retained state budget exceeded; message forwarded, not kept");
+                } else {
+                    room.retained_bytes = new_total;
+                    self.next_order += 1;
+                    room.user_retained.insert(slot, (self.next_order, user, body.clone()));
+                }
+            }
+            Retain::Forget(slot) => {
+                if let Some((_, _, b)) = room.user_retained.remove(&slot) {
+                    room.retained_bytes -= b.len();
+                }
+            }
+        }
+        let others: Vec<UserId> = room.users.iter().copied().filter(|u| *u != user).collect();
+        for other in others {
+            self.send_user(other, RelayMsg::FromUser { user, body: body.clone() });
         }
     }
 
@@ -917,6 +1005,7 @@ impl RelayCore {
         let room_name = inst.room.clone();
         let Some(ch) = inst.channels.get_mut(&channel) else { return StreamVerdict::Stop };
         let is_key = is_keyframe(header);
+        let class = FrameClass::of(header);
         let budget = self.cfg.max_retained_frame_bytes_per_room;
         let Some(room) = self.rooms.get_mut(&room_name) else { return StreamVerdict::Stop };
         let before = ch.retained_len();
@@ -924,9 +1013,11 @@ impl RelayCore {
         if is_key {
             if others + bytes.len() <= budget {
                 ch.keyframe = Some(bytes.clone());
+                ch.keyframe_unkept = false;
             } else {
                 tracing::warn!(%instance, channel, room = %room_name, "retained frame budget exceeded; keyframe forwarded, not kept");
                 ch.keyframe = None;
+                ch.keyframe_unkept = true;
             }
             ch.chain.clear();
             ch.chain_bytes = 0;
@@ -964,7 +1055,7 @@ impl RelayCore {
                     s
                 }
             };
-            sends.push((peer, Outgoing::Frame { stream, bytes: bytes.clone(), key: is_key }));
+            sends.push((peer, Outgoing::Frame { stream, bytes: bytes.clone(), class }));
         }
         self.transmits.extend(sends);
         if header.kind == FrameKind::Keyframe && channel >= ROOM_CHANNELS {
@@ -1056,15 +1147,15 @@ impl RelayCore {
 
     fn uplink_frame(&mut self, stream: InStream, header: &FrameHeader, bytes: &Bytes) -> StreamVerdict {
         let Some(u) = self.uplinks.get_mut(&stream) else { return StreamVerdict::Stop };
-        let key = is_keyframe(header);
-        if key {
+        let class = FrameClass::of(header);
+        if class == FrameClass::Key {
             u.waiting = false;
             u.keyframe_requested = false;
         } else if u.waiting {
             return StreamVerdict::Continue;
         }
         let (peer, out) = (u.host_peer, u.out);
-        self.transmits.push_back((peer, Outgoing::Frame { stream: out, bytes: bytes.clone(), key }));
+        self.transmits.push_back((peer, Outgoing::Frame { stream: out, bytes: bytes.clone(), class }));
         StreamVerdict::Continue
     }
 

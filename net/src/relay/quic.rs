@@ -5,14 +5,16 @@
 //! - one accept loop;
 //! - per connection: a control reader, a control writer (bounded queue), a loop accepting
 //!   unidirectional frame streams, and one reader per such stream;
-//! - per outgoing frame stream: a writer draining a frame queue bounded in bytes. A delta
-//!   that does not fit is dropped and the core told the user lags (it then gets only the next
-//!   keyframe, asked for once the queue drained); a keyframe replaces what was not written yet.
-//!   A slow user never grows the relay's memory beyond the bound and one keyframe per channel;
+//! - per outgoing frame stream: a writer draining its queue in the peer's [`PeerQueues`]
+//!   (the flow-control rules, sans-IO: coalescable deltas dropped for a lagging user, who then
+//!   gets only the next keyframe, asked for once the queue drained; a keyframe replaces what
+//!   was not written yet; ordered frames delivered in order up to a hard bound per peer, past
+//!   which the peer is closed with the reason). A slow user never grows the relay's memory
+//!   beyond its bounds;
 //! - one core task owning the [`RelayCore`], fed through one bounded channel (which gives
 //!   backpressure to fast senders through QUIC flow control) and woken for its timeouts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::core::{InStream, OutStream, Outgoing, PeerId, RelayConfig, RelayCore, RelayEvent, StreamVerdict};
+use super::queue::{PeerQueues, Popped, Pushed};
 use crate::conn::{self, ConnError};
 use crate::framing::{self, FrameDecoder};
 use crate::proto::{MAX_CONTROL_MESSAGE, MAX_HELLO_MESSAGE, StreamHead};
@@ -31,11 +34,9 @@ use crate::tls::{self, RelayIdentity, TlsError, TransportSettings};
 
 /// Control messages queued for one peer before it is closed as too slow.
 const CONTROL_QUEUE: usize = 4096;
-/// Bytes of control messages queued for one peer above which it is closed as too slow.
-const CONTROL_QUEUE_BYTES: usize = 64 << 20;
-/// Bytes queued for a plugin host above which users' messages to its instances are dropped
-/// (so a user flooding an instance cannot grow the relay's memory, nor get the host closed).
-const INPUT_SOFT_LIMIT: usize = 16 << 20;
+/// How long a closed peer's control writer may flush what was queued before the connection is
+/// closed anyway (a peer that stopped reading never lets it finish).
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 /// Inputs queued for the core task.
 const INBOX: usize = 1024;
 /// QUIC application error code used when the relay closes a connection.
@@ -89,76 +90,10 @@ struct PeerIo {
     control: mpsc::Sender<ControlCmd>,
     /// Bytes handed to the control writer and not yet written.
     queued: Arc<std::sync::atomic::AtomicUsize>,
-    streams: HashMap<OutStream, Arc<FrameQueue>>,
-}
-
-/// The frames waiting to be written on one outgoing frame stream, shared by the core task
-/// (which pushes without ever waiting) and the stream's writer task.
-///
-/// - A delta is queued while the queue holds less than its byte bound; otherwise it is dropped
-///   and the user marked lagging (the core then sends it nothing but the next keyframe).
-/// - A keyframe always goes in and replaces whatever was not written yet: nothing before a
-///   keyframe is needed to decode what follows it (latest wins).
-/// - When the writer empties the queue of a lagging user it reports `Drained` once, and the
-///   core asks the instance for a keyframe.
-#[derive(Debug)]
-struct FrameQueue {
-    state: std::sync::Mutex<QueueState>,
-    wake: tokio::sync::Notify,
-    max_bytes: usize,
-}
-
-#[derive(Debug, Default)]
-struct QueueState {
-    frames: VecDeque<Bytes>,
-    bytes: usize,
-    lagging: bool,
-    drained_reported: bool,
-    closed: bool,
-    /// Frames dropped for this user (deltas over the bound, and unsent frames a keyframe
-    /// superseded).
-    coalesced: u64,
-}
-
-impl FrameQueue {
-    fn new(max_bytes: usize) -> Self {
-        Self { state: std::sync::Mutex::new(QueueState::default()), wake: tokio::sync::Notify::new(), max_bytes }
-    }
-
-    /// Queues a frame; `false` when a delta was dropped because the user lags.
-    fn push(&self, bytes: Bytes, key: bool) -> bool {
-        let Ok(mut st) = self.state.lock() else { return false };
-        let accepted = if key {
-            st.coalesced += st.frames.len() as u64;
-            st.frames.clear();
-            st.bytes = 0;
-            st.lagging = false;
-            true
-        } else if st.lagging || (!st.frames.is_empty() && st.bytes + bytes.len() > self.max_bytes) {
-            st.coalesced += 1;
-            if !st.lagging {
-                st.lagging = true;
-                st.drained_reported = false;
-            }
-            false
-        } else {
-            true
-        };
-        if accepted {
-            st.bytes += bytes.len();
-            st.frames.push_back(bytes);
-        }
-        drop(st);
-        self.wake.notify_one();
-        accepted
-    }
-
-    fn close(&self) {
-        if let Ok(mut st) = self.state.lock() {
-            st.closed = true;
-        }
-        self.wake.notify_one();
-    }
+    /// The peer's outgoing frame queues, shared with their writers.
+    frames: Arc<std::sync::Mutex<PeerQueues>>,
+    /// Wakes the writer of each open frame stream.
+    streams: HashMap<OutStream, Arc<tokio::sync::Notify>>,
 }
 
 /// Errors starting the relay.
@@ -364,7 +299,7 @@ async fn control_writer(
             ControlCmd::Close(reason) => {
                 // Let the peer read what was queued (e.g. `Refused`) before the close.
                 let _ = send.finish();
-                let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
+                let _ = tokio::time::timeout(CLOSE_FLUSH, send.stopped()).await;
                 close(&conn, &reason);
                 return;
             }
@@ -450,7 +385,10 @@ async fn run_core(mut core: RelayCore, mut inbox: mpsc::Receiver<Input>, weak: m
         let now = Instant::now();
         match input {
             Input::Connected { peer, conn, control, queued } => {
-                peers.insert(peer, PeerIo { conn, control, queued, streams: HashMap::new() });
+                let cfg = core.config();
+                let frames = PeerQueues::new(cfg.max_queued_frame_bytes, cfg.max_peer_backlog_bytes);
+                let frames = Arc::new(std::sync::Mutex::new(frames));
+                peers.insert(peer, PeerIo { conn, control, queued, frames, streams: HashMap::new() });
                 core.handle_connected(peer, now);
             }
             Input::Message { peer, bytes } => core.handle_message(peer, &bytes, now),
@@ -476,24 +414,22 @@ async fn run_core(mut core: RelayCore, mut inbox: mpsc::Receiver<Input>, weak: m
 }
 
 fn dispatch(core: &mut RelayCore, peers: &mut HashMap<PeerId, PeerIo>, inbox: &mpsc::WeakSender<Input>) {
-    let max_queued = core.config().max_queued_frame_bytes;
+    let max_control = core.config().max_control_queue_bytes;
     while let Some((peer, out)) = core.poll_transmit() {
         let Some(io) = peers.get_mut(&peer) else { continue };
         match out {
             Outgoing::Message(msg) => {
-                let is_input = matches!(msg, crate::proto::RelayMsg::InstanceInput { .. });
                 let mut bytes = Vec::new();
                 if framing::encode(&msg.encode(), &mut bytes).is_err() {
                     continue;
                 }
                 let len = bytes.len();
                 let queued = io.queued.load(std::sync::atomic::Ordering::Relaxed);
-                if is_input && queued > INPUT_SOFT_LIMIT {
-                    tracing::warn!(?peer, queued, "plugin host behind; a user's message to an instance dropped");
-                    continue;
-                }
-                if queued + len > CONTROL_QUEUE_BYTES {
-                    core.handle_protocol_error(peer, format!("too slow: {queued} bytes of control messages queued"));
+                if queued + len > max_control {
+                    core.handle_too_slow(
+                        peer,
+                        format!("too slow: {queued} bytes of control messages not read (limit {max_control})"),
+                    );
                     continue;
                 }
                 // Counted before the writer can see (and subtract) it.
@@ -501,33 +437,64 @@ fn dispatch(core: &mut RelayCore, peers: &mut HashMap<PeerId, PeerIo>, inbox: &m
                 if let Err(e) = io.control.try_send(ControlCmd::Send(bytes)) {
                     io.queued.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
                     if let mpsc::error::TrySendError::Full(_) = e {
-                        core.handle_protocol_error(peer, "too slow: control queue full".into());
+                        core.handle_too_slow(peer, format!("too slow: {CONTROL_QUEUE} control messages not read"));
                     }
                 }
             }
             Outgoing::OpenStream { stream, head } => {
-                let queue = Arc::new(FrameQueue::new(max_queued));
-                io.streams.insert(stream, queue.clone());
-                tokio::spawn(frame_writer(io.conn.clone(), head, queue, peer, stream, inbox.clone()));
+                if let Ok(mut q) = io.frames.lock() {
+                    q.open(stream);
+                }
+                let wake = Arc::new(tokio::sync::Notify::new());
+                io.streams.insert(stream, wake.clone());
+                let writer = FrameWriter { queues: io.frames.clone(), wake, peer, stream, inbox: inbox.clone() };
+                tokio::spawn(writer.run(io.conn.clone(), head));
             }
-            Outgoing::Frame { stream, bytes, key } => {
-                let Some(queue) = io.streams.get(&stream) else { continue };
-                if !queue.push(bytes, key) {
-                    core.handle_lagging(peer, stream);
+            Outgoing::Frame { stream, bytes, class } => {
+                let Some(wake) = io.streams.get(&stream) else { continue };
+                let pushed = match io.frames.lock() {
+                    Ok(mut q) => q.push(stream, bytes, class),
+                    Err(_) => continue,
+                };
+                wake.notify_one();
+                match pushed {
+                    Pushed::Dropped { started: true } => core.handle_lagging(peer, stream),
+                    Pushed::Overflow { backlog } => core.handle_too_slow(
+                        peer,
+                        format!(
+                            "too slow: {backlog} bytes of structure and shape frames not read (limit {}); \
+                             they are never dropped",
+                            core.config().max_peer_backlog_bytes
+                        ),
+                    ),
+                    _ => {}
                 }
             }
             Outgoing::FinishStream { stream } => {
-                if let Some(queue) = io.streams.remove(&stream) {
-                    queue.close();
+                if let Some(wake) = io.streams.remove(&stream) {
+                    if let Ok(mut q) = io.frames.lock() {
+                        q.finish(stream);
+                    }
+                    wake.notify_one();
                 }
             }
             Outgoing::Close { reason } => {
                 if let Some(io) = peers.remove(&peer) {
-                    for queue in io.streams.values() {
-                        queue.close();
+                    if let Ok(mut q) = io.frames.lock() {
+                        q.finish_all();
+                    }
+                    for wake in io.streams.values() {
+                        wake.notify_one();
                     }
                     if io.control.try_send(ControlCmd::Close(reason.clone())).is_err() {
                         io.conn.close(VarInt::from_u32(CLOSE_CODE), reason.as_bytes());
+                    } else {
+                        // A peer that stopped reading never lets the writer flush: close anyway.
+                        let conn = io.conn.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(CLOSE_FLUSH * 2).await;
+                            conn.close(VarInt::from_u32(CLOSE_CODE), reason.as_bytes());
+                        });
                     }
                 }
             }
@@ -541,48 +508,56 @@ fn dispatch(core: &mut RelayCore, peers: &mut HashMap<PeerId, PeerIo>, inbox: &m
     }
 }
 
-async fn frame_writer(
-    conn: Connection,
-    head: StreamHead,
-    queue: Arc<FrameQueue>,
+/// Writes one outgoing frame stream from its queue in the peer's [`PeerQueues`].
+struct FrameWriter {
+    queues: Arc<std::sync::Mutex<PeerQueues>>,
+    wake: Arc<tokio::sync::Notify>,
     peer: PeerId,
     stream: OutStream,
     inbox: mpsc::WeakSender<Input>,
-) {
-    let Ok(mut send) = conn.open_uni().await else { return };
-    if conn::write_head(&mut send, &head).await.is_err() {
-        return;
-    }
-    loop {
-        let (next, report_drained, closed) = {
-            let Ok(mut st) = queue.state.lock() else { return };
-            let next = st.frames.pop_front();
-            if let Some(b) = &next {
-                st.bytes -= b.len();
-            }
-            let report = next.is_none() && st.lagging && !st.drained_reported;
-            if report {
-                st.drained_reported = true;
-            }
-            (next, report, st.closed)
-        };
-        match next {
-            Some(frame) => {
-                if send.write_chunk(frame).await.is_err() {
-                    return;
-                }
-            }
-            None if closed => break,
-            None => {
-                if report_drained
-                    && let Some(tx) = inbox.upgrade()
-                    && tx.send(Input::Drained { peer, stream }).await.is_err()
-                {
-                    return;
-                }
-                queue.wake.notified().await;
-            }
+}
+
+impl FrameWriter {
+    async fn run(self, conn: Connection, head: StreamHead) {
+        let ok = self.write(&conn, &head).await;
+        // Whatever is left goes with the writer.
+        if let Ok(mut q) = self.queues.lock() {
+            q.remove(self.stream);
+        }
+        if !ok {
+            tracing::debug!(peer = ?self.peer, stream = ?self.stream, "frame stream ended early");
         }
     }
-    let _ = send.finish();
+
+    async fn write(&self, conn: &Connection, head: &StreamHead) -> bool {
+        let Ok(mut send) = conn.open_uni().await else { return false };
+        if conn::write_head(&mut send, head).await.is_err() {
+            return false;
+        }
+        loop {
+            let popped = match self.queues.lock() {
+                Ok(mut q) => q.pop(self.stream),
+                Err(_) => return false,
+            };
+            match popped {
+                Popped::Frame(frame) => {
+                    if send.write_chunk(frame).await.is_err() {
+                        return false;
+                    }
+                }
+                Popped::Finished => break,
+                Popped::Empty { report_drained } => {
+                    if report_drained
+                        && let Some(tx) = self.inbox.upgrade()
+                        && tx.send(Input::Drained { peer: self.peer, stream: self.stream }).await.is_err()
+                    {
+                        return false;
+                    }
+                    self.wake.notified().await;
+                }
+            }
+        }
+        let _ = send.finish();
+        true
+    }
 }

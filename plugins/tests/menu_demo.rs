@@ -1,24 +1,20 @@
-//! The menu demo example, driven end to end over loopback QUIC: its menu shows every element
+//! The menu demo plugin, driven end to end over loopback QUIC: its menu shows every element
 //! kind, and every control answers (counts, toggle with a background loading bar, slider, text,
 //! dropdown, list, hover, rows added and removed, renaming, a second menu opened and closed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../examples/menu_demo.rs"]
-#[allow(dead_code)]
-mod demo;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use demo::*;
 use molstream_net::api::Level;
 use molstream_net::client::{ClientConfig, ClientEvent, SessionClient};
 use molstream_net::host::{HostConfig, PluginHost};
 use molstream_net::menu::{Element, ItemId, MenuAction, MenuEvent};
-use molstream_net::proto::{InstanceId, PluginMeta};
+use molstream_net::proto::InstanceId;
 use molstream_net::relay::{RelayConfig, RelayServer};
 use molstream_net::tls::{RelayIdentity, TransportSettings, Trust};
+use molstream_plugins::menu_demo::*;
 use tokio::time::timeout;
 
 const T: Duration = Duration::from_secs(20);
@@ -56,9 +52,7 @@ async fn the_menu_demo_shows_every_element_and_answers_every_control() {
     let relay =
         RelayServer::start(cfg, &identity, "127.0.0.1:0".parse().unwrap(), &TransportSettings::default()).unwrap();
     let trust = Trust::Pinned(relay.fingerprint());
-    let mut host = PluginHost::new(HostConfig::new(relay.local_addr(), trust, "k"))
-        .plugin(PluginMeta { name: "Menu demo".into(), ..PluginMeta::default() }, Demo::default)
-        .spawn();
+    let mut host = register(PluginHost::new(HostConfig::new(relay.local_addr(), trust, "k"))).spawn();
     timeout(T, host.registered()).await.unwrap().unwrap();
     let mut c = timeout(T, SessionClient::connect(ClientConfig::new(relay.local_addr(), trust, "demo", "ada")))
         .await
