@@ -1,7 +1,7 @@
 //! The plugin list ("stacks menu") and the plugins' menu windows against a real room:
 //! egui_kittest drives the window's panels (`Panels::show` and `Panels::on_report`, as the app
 //! does) over a live session with the embedded relay and the bundled plugins, or with a relay
-//! serving the menu demo (`net/examples/menu_demo.rs`). Buttons pressed in the panel and in the
+//! serving the menu demo (`molstream_plugins::menu_demo`). Buttons pressed in the panel and in the
 //! menus reach the room's plugins, and their effects come back: a structure in the scene, an
 //! instance's status, an integration's answer and notifications as toasts, minimized positions
 //! in the scene, a menu's new state.
@@ -119,7 +119,7 @@ fn plugins_are_activated_run_and_minimized_from_the_panel() {
             .all(|p| h.query_by_label(p).is_some())
     });
     assert!(h.query_by_label_contains("room ui as ada").is_some());
-    assert_eq!(h.get_all_by_label("Activate").count(), 4);
+    assert_eq!(h.get_all_by_label("Activate").count(), 5); // loader, trajectory, shapes, minimizer, menu demo
 
     // Activate, then run, the structure loader: 1hvr arrives in the scene.
     press(&mut h, "Structure loader", "Activate");
@@ -209,10 +209,6 @@ fn the_panel_shows_statuses_and_returns_the_commands_pressed() {
     assert_eq!(h.state().1, vec![Command::AdvancedSettings(InstanceId(5)), load, Command::Activate(PluginId(2))]);
 }
 
-#[allow(dead_code)]
-#[path = "../../net/examples/menu_demo.rs"]
-mod menu_demo;
-
 /// A plugin's menus in windows: opened when the plugin shows them (the plugin hears it), their
 /// buttons reaching the plugin and its updates redrawn, closed by the user (the plugin hears
 /// it) and opened again from the plugin's row; a second menu from advanced settings, removed by
@@ -220,6 +216,7 @@ mod menu_demo;
 #[test]
 fn plugin_menus_open_in_windows_and_their_buttons_reach_the_plugin() {
     use molstream_net::proto::PluginMeta;
+    use molstream_plugins::menu_demo;
     use molstream_viewer::testing::TestRelay;
 
     let rt = tokio::runtime::Runtime::new().unwrap();
