@@ -149,7 +149,12 @@ async fn the_minimizer_integration_streams_positions_and_selection_reaches_the_r
     let selected =
         s.client().with_scene(|r| r.complex(complex.id).unwrap().current().display.selected[3..5].to_vec()).unwrap();
     assert_eq!(selected, [true, true]);
-    // The sync does not echo it back as a change of the complex.
-    assert!(!s.sync().unwrap().atoms.iter().any(|r| r.contains(&3)));
+    // The room's edit reaches the renderer in place (no relayout): every user's selection is
+    // shown in every window of the room.
+    let work = s.sync().unwrap();
+    assert!(!work.relayout && work.atoms.iter().any(|r| r.contains(&3) && r.contains(&4)), "{work:?}");
+    let flags: Vec<bool> =
+        s.scene().atoms[2..6].iter().map(|a| a.flags & molstream_engine::gpu::ATOM_FLAG_SELECTED != 0).collect();
+    assert_eq!(flags, [false, true, true, false]);
     relay.shutdown().await;
 }
