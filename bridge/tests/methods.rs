@@ -253,7 +253,7 @@ async fn exercise(w: &World, c: &BridgeClient) {
         { "id": 2, "content": { "type": "label", "text": "idle" } },
     ] } });
     call!("menus.update", json!({ "menu": menu }));
-    let m = w.scene("the menu", |_| w.ada.menu(me, MenuId(1))).await;
+    let m = w.scene("the menu", |s| s.menus(me)?.get(MenuId(1)).cloned()).await;
     assert_eq!(m.title, "Remote");
     assert_eq!(m.root.children.len(), 2);
     w.ada.menu_event(me, MenuEvent::pressed(MenuId(1), ItemId(1), true)).await.unwrap();

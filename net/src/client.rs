@@ -771,6 +771,10 @@ impl SessionClient {
     /// Waits until `f` finds what it looks for in the room's scene (it is called now and after
     /// every change), and returns it.
     ///
+    /// `f` runs with the scene locked: read the room (menus included, [`RoomScene::menus`])
+    /// through its argument, never through this client's own readers ([`Self::menus`],
+    /// [`Self::menu`], [`Self::with_scene`]), which would wait for the same lock.
+    ///
     /// ```no_run
     /// # use molstream_net::client::SessionClient;
     /// # async fn run(client: &SessionClient) -> Result<(), Box<dyn std::error::Error>> {
