@@ -96,33 +96,13 @@ fn the_window_shows_the_bundled_structure() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut viewer = Guard(viewer);
     // Poll the screen until the structure is drawn (lavapipe's first frames take a while).
-    let t = Instant::now();
-    let mut last = (0, 0, 0);
-    while t.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(500));
-        if let Ok(Some(status)) = viewer.0.try_wait() {
-            let mut err = String::new();
-            use std::io::Read;
-            viewer.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            panic!("the viewer exited ({status}): {err}");
-        }
-        let s = capture(&display);
-        // Right of the side panel: the 3D view on a white background.
-        let view: Vec<[u8; 3]> = (0..s.height)
-            .flat_map(|y| (s.width / 3..s.width).map(move |x| (x, y)))
-            .map(|(x, y)| s.rgb[y * s.width + x])
-            .collect();
+    watch(viewer, &display, "no structure on screen: (drawn, red, blue) pixels", |view| {
         let drawn = view.iter().filter(|p| p.iter().any(|&c| c < 235)).count();
         let oxygen = view.iter().filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
         let nitrogen = view.iter().filter(|p| p[2] > 150 && p[0] < 100 && p[1] < 120).count();
-        last = (drawn, oxygen, nitrogen);
-        if drawn > view.len() / 10 && oxygen > 200 && nitrogen > 200 {
-            return;
-        }
-    }
-    panic!("no structure on screen after 120 s: (drawn, red, blue) pixels = {last:?}");
+        ((drawn, oxygen, nitrogen), drawn > view.len() / 10 && oxygen > 200 && nitrogen > 200)
+    });
 }
 
 #[test]
@@ -200,9 +180,29 @@ fn the_window_shows_a_plugins_shapes_through_the_embedded_relay() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    watch(viewer, &display, "no structure with the plugin's shapes: (drawn, red, pale blue) pixels", |view| {
+        let drawn = view.iter().filter(|p| p.iter().any(|&c| c < 235)).count();
+        let oxygen = view.iter().filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
+        // The white background seen through the box (80, 160, 255) at alpha 60: pale blue.
+        let tinted = view
+            .iter()
+            .filter(|p| p[2] > 245 && (200..=240).contains(&p[0]) && (220..=250).contains(&p[1]) && p[0] + 8 < p[1])
+            .count();
+        ((drawn, oxygen, tinted), drawn > view.len() / 20 && oxygen > 100 && tinted > 2000)
+    });
+}
+
+/// Captures the screen every 500 ms until `check` of the 3D view (right of the side panel)
+/// holds; fails if the viewer exits or after 120 s with the last counts `check` gave.
+fn watch<T: std::fmt::Debug>(
+    viewer: std::process::Child,
+    display: &str,
+    what: &str,
+    mut check: impl FnMut(&[[u8; 3]]) -> (T, bool),
+) {
     let mut viewer = Guard(viewer);
     let t = Instant::now();
-    let mut last = (0, 0, 0);
+    let mut last = None;
     while t.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(500));
         if let Ok(Some(status)) = viewer.0.try_wait() {
@@ -211,22 +211,16 @@ fn the_window_shows_a_plugins_shapes_through_the_embedded_relay() {
             viewer.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
             panic!("the viewer exited ({status}): {err}");
         }
-        let s = capture(&display);
+        let s = capture(display);
         let view: Vec<[u8; 3]> = (0..s.height)
             .flat_map(|y| (s.width / 3..s.width).map(move |x| (x, y)))
             .map(|(x, y)| s.rgb[y * s.width + x])
             .collect();
-        let drawn = view.iter().filter(|p| p.iter().any(|&c| c < 235)).count();
-        let oxygen = view.iter().filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
-        // The white background seen through the box (80, 160, 255) at alpha 60: pale blue.
-        let tinted = view
-            .iter()
-            .filter(|p| p[2] > 245 && (200..=240).contains(&p[0]) && (220..=250).contains(&p[1]) && p[0] + 8 < p[1])
-            .count();
-        last = (drawn, oxygen, tinted);
-        if drawn > view.len() / 20 && oxygen > 100 && tinted > 2000 {
+        let (counts, done) = check(&view);
+        if done {
             return;
         }
+        last = Some(counts);
     }
-    panic!("no structure with the plugin's shapes after 120 s: (drawn, red, pale blue) pixels = {last:?}");
+    panic!("{what} after 120 s: {last:?}");
 }
