@@ -177,6 +177,37 @@ impl Plugin for Streamer {
     }
 }
 
+/// The sender's clock: frame `step` at `start + step / hz` until `seconds` have passed, or as
+/// fast as possible with `--hz 0`. Shared by the relay path and the TCP baseline.
+struct Pace {
+    start: Instant,
+    end: Instant,
+    period: Option<Duration>,
+}
+
+impl Pace {
+    fn new(shared: &Shared) -> Self {
+        let start = Instant::now();
+        let end = start + Duration::from_secs_f64(shared.seconds);
+        Self { start, end, period: (shared.hz > 0.0).then(|| Duration::from_secs_f64(1.0 / shared.hz)) }
+    }
+
+    /// Waits until frame `step` is due; `false` once the run is over.
+    async fn wait(&self, step: u32) -> bool {
+        match self.period {
+            Some(p) => {
+                let at = self.start + p * step;
+                if at > self.end {
+                    return false;
+                }
+                tokio::time::sleep_until(at.into()).await;
+                true
+            }
+            None => Instant::now() <= self.end,
+        }
+    }
+}
+
 /// The instance's loop: an untimed first keyframe, then a frame per period until the end.
 async fn stream_positions(shared: &Shared, session: &Session, idx: usize) -> Result<()> {
     let stats = &shared.rooms[idx];
@@ -187,20 +218,10 @@ async fn stream_positions(shared: &Shared, session: &Session, idx: usize) -> Res
     let mut buf = Vec::new();
     enc.keyframe(&complex, &mut buf)?;
     channel.send(&buf).await?;
-    let start = Instant::now();
-    let end = start + Duration::from_secs_f64(shared.seconds);
-    let period = (shared.hz > 0.0).then(|| Duration::from_secs_f64(1.0 / shared.hz));
+    let pace = Pace::new(shared);
     for step in 1u32.. {
-        match period {
-            Some(p) => {
-                let at = start + p * step;
-                if at > end {
-                    break;
-                }
-                tokio::time::sleep_until(at.into()).await;
-            }
-            None if Instant::now() > end => break,
-            None => {}
+        if !pace.wait(step).await {
+            break;
         }
         let positions = &shared.walk[step as usize % shared.walk.len()];
         buf.clear();
@@ -433,20 +454,10 @@ async fn tcp_pair(shared: Arc<Shared>) -> Result<(Vec<f64>, f64)> {
             let mut buf = Vec::new();
             enc.keyframe(&shared.complex, &mut buf)?;
             sock.write_all(&buf).await?;
-            let start = Instant::now();
-            let end = start + Duration::from_secs_f64(shared.seconds);
-            let period = (shared.hz > 0.0).then(|| Duration::from_secs_f64(1.0 / shared.hz));
+            let pace = Pace::new(&shared);
             for step in 1u32.. {
-                match period {
-                    Some(p) => {
-                        let at = start + p * step;
-                        if at > end {
-                            break;
-                        }
-                        tokio::time::sleep_until(at.into()).await;
-                    }
-                    None if Instant::now() > end => break,
-                    None => {}
+                if !pace.wait(step).await {
+                    break;
                 }
                 buf.clear();
                 let t = Instant::now();
